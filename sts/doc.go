@@ -1,0 +1,3 @@
+// Package sts implements the sending side of SMTP MTA Strict Transport
+// Security (MTA-STS, RFC 8461).
+package sts

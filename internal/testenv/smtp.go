@@ -297,7 +297,9 @@ func (l *sinkListener) Accept() (net.Conn, error) {
 		s := l.s
 		id := int(s.conns.Add(1))
 		sc := &sinkConn{Conn: c, id: id, live: &s.live}
-		s.live.add(sc)
+		if !s.live.add(sc) {
+			continue
+		}
 		switch {
 		case s.opts.DropAt == StageConnect:
 			sc.Close()
@@ -361,19 +363,26 @@ func (c *sinkConn) Close() error {
 // liveConns is the set of open connections of a server, so that Close can
 // end them all, including one go-smtp accepted but has not yet registered
 // (its own Close would miss it and the handler would wait for its read
-// timeout).
+// timeout). Once closeAll ran, connections added are closed at once.
 type liveConns struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
 }
 
-func (l *liveConns) add(c net.Conn) {
+// add tracks c; it reports false, having closed c, when closeAll already ran.
+func (l *liveConns) add(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return false
+	}
 	if l.conns == nil {
 		l.conns = make(map[net.Conn]struct{})
 	}
 	l.conns[c] = struct{}{}
+	return true
 }
 
 func (l *liveConns) remove(c net.Conn) {
@@ -382,9 +391,10 @@ func (l *liveConns) remove(c net.Conn) {
 	delete(l.conns, c)
 }
 
-// closeAll closes every open connection.
+// closeAll closes every open connection and any added later.
 func (l *liveConns) closeAll() {
 	l.mu.Lock()
+	l.closed = true
 	conns := make([]net.Conn, 0, len(l.conns))
 	for c := range l.conns {
 		conns = append(conns, c)

@@ -302,3 +302,26 @@ func TestAttackerCloseEndsSessions(t *testing.T) {
 		t.Errorf("client connection still open after Close: %v", err)
 	}
 }
+
+// FuzzAttackerReply checks that any reply the attacker accepts is
+// rewritten into a well-formed reply with the same code.
+func FuzzAttackerReply(f *testing.F) {
+	f.Add("250-mx Hello\r\n250-STARTTLS\r\n250 SIZE\r\n")
+	f.Add("250-mx\r\n250 STARTTLS\r\n")
+	f.Add("250\r\n")
+	f.Add("220 ready\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		reply, err := readReply(bufio.NewReaderSize(strings.NewReader(in), maxAttackLine))
+		if err != nil || !strings.HasPrefix(reply[0], "250") {
+			return
+		}
+		for _, mode := range []AttackMode{StripSTARTTLS, InterceptTLS} {
+			s := &attackSession{a: &Attacker{opts: AttackerOptions{Mode: mode}}}
+			out := s.rewriteEHLO(reply)
+			again, err := readReply(bufio.NewReader(strings.NewReader(strings.Join(out, "\r\n") + "\r\n")))
+			if err != nil || !slices.Equal(again, out) {
+				t.Fatalf("%v: rewrote %q into %q, which reads back as %q, %v", mode, reply, out, again, err)
+			}
+		}
+	})
+}

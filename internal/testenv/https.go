@@ -116,6 +116,7 @@ func (s *PolicyServer) Addr() string { return s.ln.Addr().String() }
 func (s *PolicyServer) Close() {
 	s.once.Do(func() { close(s.closing) })
 	_ = s.srv.Close()
+	s.ln.Close() // in case Serve had not yet taken it
 	<-s.served
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -244,5 +245,42 @@ func TestPolicyServerNoSNI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("GET / by IP: %d, want 404", resp.StatusCode)
+	}
+}
+
+// The policy server answers for mta-sts.example.com, reached through a
+// Dialer, with a certificate issued by the test CA.
+func ExampleStartPolicyServer() {
+	ca, err := NewCA("example root")
+	if err != nil {
+		panic(err)
+	}
+	ps, err := StartPolicyServer(ca)
+	if err != nil {
+		panic(err)
+	}
+	defer ps.Close()
+	ps.Set("example.com", PolicyResponse{Body: testPolicy})
+
+	d := NewDialer()
+	d.Route("mta-sts.example.com:443", ps.Addr())
+	resp, err := d.HTTPClient(ca.Pool()).Get("https://mta-sts.example.com" + PolicyPath)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.Status, resp.Header.Get("Content-Type"), strings.Fields(string(body))[:2], ps.Fetches("example.com"))
+	// Output: 200 OK text/plain [version: STSv1] 1
+}
+
+func TestPolicyServerCloseRightAfterStart(t *testing.T) {
+	ca := newCAForTest(t)
+	for range 20 {
+		s, err := StartPolicyServer(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
 	}
 }

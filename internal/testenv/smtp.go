@@ -234,6 +234,9 @@ func (s *SMTPServer) Addr() string { return s.ln.Addr().String() }
 // more than once.
 func (s *SMTPServer) Close() {
 	_ = s.srv.Close()
+	// go-smtp closes only listeners Serve has registered; one not yet
+	// registered would keep Serve accepting forever.
+	s.ln.Close()
 	<-s.served
 	s.live.closeAll()
 }

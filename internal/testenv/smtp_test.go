@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/textproto"
 	"slices"
@@ -471,4 +472,48 @@ func smtpCodeOf(err error) int {
 		return e.Code
 	}
 	return 0
+}
+
+// A sink standing in for the MX host 127.0.0.2, reached through a Dialer,
+// records the message and the TLS session it came over.
+func ExampleStartSMTP() {
+	ca, err := NewCA("example root")
+	if err != nil {
+		panic(err)
+	}
+	cert := ca.MustLeaf(LeafOptions{}, "mx.example.com")
+	sink, err := StartSMTP(SMTPOptions{Addr: "127.0.0.2:0", Certificate: &cert, REQUIRETLS: true})
+	if err != nil {
+		panic(err)
+	}
+	defer sink.Close()
+
+	d := NewDialer()
+	d.Route("127.0.0.2:25", sink.Addr())
+	conn, err := d.DialContext(context.Background(), "tcp", "127.0.0.2:25")
+	if err != nil {
+		panic(err)
+	}
+	c, err := smtp.NewClientStartTLS(conn, &tls.Config{RootCAs: ca.Pool(), ServerName: "mx.example.com"})
+	if err != nil {
+		panic(err)
+	}
+	if err := c.SendMail("a@example.org", []string{"b@example.com"}, strings.NewReader(testBody)); err != nil {
+		panic(err)
+	}
+	c.Quit()
+
+	m := sink.Messages()[0]
+	fmt.Println(m.From, "->", m.Rcpts[0].Addr, "over", tls.VersionName(m.TLS.Version), "SNI", m.TLS.ServerName)
+	// Output: a@example.org -> b@example.com over TLS 1.3 SNI mx.example.com
+}
+
+func TestSMTPCloseRightAfterStart(t *testing.T) {
+	for range 20 {
+		s, err := StartSMTP(SMTPOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 }

@@ -90,6 +90,21 @@ func (d *Dialer) Route(addr, to string) {
 	d.entry(addr).to = to
 }
 
+// Target returns the listener address that addr is routed to.
+func (d *Dialer) Target(addr string) (string, bool) {
+	key, err := routeKey(addr)
+	if err != nil {
+		return "", false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.routes[key]
+	if r == nil || r.to == "" {
+		return "", false
+	}
+	return r.to, true
+}
+
 // Refuse makes dials of addr fail at once with "connection refused"
 // (syscall.ECONNREFUSED), as a host with nothing listening does.
 func (d *Dialer) Refuse(addr string) {

@@ -130,7 +130,7 @@ func NewPolicy(typ PolicyType, domain string, policyStrings, mxHosts []string) P
 
 // ID returns the policy's content ID. It is computed on each call for a
 // Policy not built by NewPolicy.
-func (p *Policy) ID() PolicyID {
+func (p Policy) ID() PolicyID {
 	if p.hasID {
 		return p.id
 	}

@@ -1,0 +1,100 @@
+package delivery
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sealpost/sealpost/sts"
+)
+
+// LocalPolicy is the operator's own rules. Rules only tighten what DANE
+// and MTA-STS demand; the one way to loosen a domain's requirement is an
+// Override, explicit and logged.
+type LocalPolicy struct {
+	// Domains maps a policy domain (lower-case A-labels, no trailing dot)
+	// to its rules. A key that starts with a dot applies to every
+	// subdomain: ".example.com" covers "mx.example.com", not
+	// "example.com". The longest match wins. The map must not change once
+	// a Client uses it.
+	Domains map[string]DomainPolicy
+	// Default applies to every domain that Domains does not name.
+	Default DomainPolicy
+}
+
+// DomainPolicy is the operator's rules for one domain. The zero value adds
+// nothing to what the domain itself publishes.
+type DomainPolicy struct {
+	// RequireTLS makes TLS mandatory for every host of the domain.
+	RequireTLS bool
+	// RequireAuthenticated makes TLS with an authenticated server
+	// mandatory: through DANE where the host has usable TLSA records,
+	// otherwise through the WebPKI as RFC 8461 §4.2 checks it (TLS 1.2 or
+	// newer, a trusted chain naming the MX host).
+	RequireAuthenticated bool
+	// DANEOnly uses only hosts with DNSSEC-secure, usable TLSA records;
+	// the others are skipped.
+	DANEOnly bool
+	// Preloaded is an MTA-STS-style policy (mode and mx patterns; max_age
+	// is ignored) applied when the domain publishes no MTA-STS policy or
+	// none is cached yet, so that the first contact is protected too.
+	// Build it with sts.ParsePolicy. Sessions under it are reported to
+	// TLS-RPT as "no-policy-found": the domain published nothing.
+	Preloaded *sts.Policy
+
+	// NextHop routes the domain's mail through a smart host, written as
+	// Message.NextHop is (which takes precedence).
+	NextHop string
+	// SourceIPv4 and SourceIPv6 override Config's for this domain (default
+	// Dial only).
+	SourceIPv4, SourceIPv6 netip.Addr
+
+	// Override loosens the domain's published requirement.
+	Override Override
+}
+
+// Override loosens the requirement a domain publishes, for a domain whose
+// DANE records or MTA-STS policy are broken and whose mail must flow
+// meanwhile. The loosened policy is still checked and its failures
+// reported, as in MTA-STS testing mode; every delivery that uses the
+// override is logged at warning level with its Reason. An Override without
+// a Reason, or past its Until, is not applied.
+type Override struct {
+	// IgnoreDANE does not enforce the domain's TLSA records.
+	IgnoreDANE bool
+	// IgnoreMTASTS does not enforce its MTA-STS policy (nor a preloaded
+	// one).
+	IgnoreMTASTS bool
+	// Reason says why, for the log and for whoever reads the configuration
+	// next. Required.
+	Reason string
+	// Until ends the override; zero means it has no end.
+	Until time.Time
+}
+
+// active reports whether the override applies at now.
+func (o Override) active(now time.Time) bool {
+	return (o.IgnoreDANE || o.IgnoreMTASTS) && o.Reason != "" && (o.Until.IsZero() || now.Before(o.Until))
+}
+
+// lookup returns the rules for domain: an exact entry, else the longest
+// ".suffix" entry, else Default.
+func (p *LocalPolicy) lookup(domain string) DomainPolicy {
+	if len(p.Domains) == 0 {
+		return p.Default
+	}
+	if dp, ok := p.Domains[domain]; ok {
+		return dp
+	}
+	for i := strings.IndexByte(domain, '.'); i >= 0; {
+		if dp, ok := p.Domains[domain[i:]]; ok {
+			return dp
+		}
+		next := strings.IndexByte(domain[i+1:], '.')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return p.Default
+}

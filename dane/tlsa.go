@@ -169,8 +169,23 @@ func (r TLSARecord) String() string {
 
 // Usable reports whether the record can authenticate an SMTP server
 // (RFC 7672 §3.1). An unusable record is ignored, never an error that
-// spoils the other records of its RRset.
-func (r TLSARecord) Usable() bool { return r.Check() == nil }
+// spoils the other records of its RRset. Check says why a record is
+// unusable; Usable is the same verdict without the words, and without
+// allocating, for RRsets of hostile size.
+func (r TLSARecord) Usable() bool {
+	if r.Usage != DANETA && r.Usage != DANEEE || r.Selector > SelectorSPKI {
+		return false
+	}
+	switch r.MatchingType {
+	case MatchFull:
+		return len(r.Data) > 0
+	case MatchSHA256:
+		return len(r.Data) == sha256.Size
+	case MatchSHA512:
+		return len(r.Data) == sha512.Size
+	}
+	return false
+}
 
 // Check says why the record is unusable for SMTP, or returns nil when it
 // is usable.

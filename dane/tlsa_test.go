@@ -144,6 +144,9 @@ func TestUsable(t *testing.T) {
 		{"Full with no data is unusable", TLSARecord{DANEEE, SelectorCert, MatchFull, nil}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if (tc.r.Check() == nil) != tc.usable {
+				t.Errorf("%v: Check() = %v, want usable %v", tc.r, tc.r.Check(), tc.usable)
+			}
 			if got := tc.r.Usable(); got != tc.usable {
 				t.Errorf("%v: Usable() = %v, want %v (Check: %v)", tc.r, got, tc.usable, tc.r.Check())
 			}
@@ -267,6 +270,9 @@ func FuzzTLSA(f *testing.F) {
 		if err != nil {
 			t.Fatalf("hex from EncodeToString rejected: %v", err)
 		}
+		if r.Usable() != (r.Check() == nil) {
+			t.Fatalf("%v: Usable() = %v but Check() = %v", r, r.Usable(), r.Check())
+		}
 		if r.Usable() {
 			switch r.MatchingType {
 			case MatchSHA256:
@@ -279,8 +285,11 @@ func FuzzTLSA(f *testing.F) {
 				}
 			}
 		}
-		for _, c := range chain {
-			r.Matches(c)
+		sums := newDigestCache(chain)
+		for i, c := range chain {
+			if r.Matches(c) != sums.matches(r, i) {
+				t.Fatalf("%v: Matches and the digest cache disagree at depth %d", r, i)
+			}
 		}
 		// Hostile text, as a record from a zone file or configuration.
 		_, _ = TLSARecordFromRR(&dns.TLSA{Usage: u, Certificate: text})

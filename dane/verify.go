@@ -1,9 +1,12 @@
 package dane
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -53,9 +56,10 @@ func (req *Requirement) Verify(certs []*x509.Certificate, now time.Time) (*Match
 	case len(certs) > maxPeerCertificates:
 		return nil, req.fail(ErrChainInvalid, nil, fmt.Sprintf("%d certificates presented, at most %d considered", len(certs), maxPeerCertificates), nil)
 	}
+	sums := newDigestCache(certs)
 	// DANE-EE first: it costs one digest, DANE-TA a chain verification.
 	for _, r := range records {
-		if r.Usage == DANEEE && r.Matches(certs[0]) {
+		if r.Usage == DANEEE && sums.matches(r, 0) {
 			// RFC 7672 §3.1.1: the record binds the key or certificate
 			// itself; names and dates are not checked.
 			return &Match{Record: r, Depth: 0}, nil
@@ -66,7 +70,7 @@ func (req *Requirement) Verify(certs []*x509.Certificate, now time.Time) (*Match
 		if r.Usage != DANETA {
 			continue
 		}
-		m, err := req.verifyTA(r, certs, now)
+		m, err := req.verifyTA(r, sums, now)
 		if m != nil {
 			return m, nil
 		}
@@ -85,8 +89,9 @@ func (req *Requirement) Verify(certs []*x509.Certificate, now time.Time) (*Match
 // verifyTA tries one DANE-TA record. It returns a nil error on success,
 // and a nil *VerifyError too when the record's anchor is not found in or
 // under the chain (the caller reports that as no match).
-func (req *Requirement) verifyTA(r TLSARecord, certs []*x509.Certificate, now time.Time) (*Match, *VerifyError) {
-	anchor, depth := findAnchor(r, certs)
+func (req *Requirement) verifyTA(r TLSARecord, sums *digestCache, now time.Time) (*Match, *VerifyError) {
+	certs := sums.certs
+	anchor, depth := findAnchor(r, sums)
 	if anchor == nil {
 		return nil, nil
 	}
@@ -127,9 +132,10 @@ func (req *Requirement) verifyTA(r TLSARecord, certs []*x509.Certificate, now ti
 // send, it returns the highest presented certificate that key signed, at
 // depth -1: that certificate is then the top of the chain to verify, and
 // the key above it has no dates to check.
-func findAnchor(r TLSARecord, certs []*x509.Certificate) (*x509.Certificate, int) {
+func findAnchor(r TLSARecord, sums *digestCache) (*x509.Certificate, int) {
+	certs := sums.certs
 	for i, c := range certs {
-		if c != nil && r.Matches(c) {
+		if sums.matches(r, i) {
 			return c, i
 		}
 	}
@@ -148,6 +154,50 @@ func findAnchor(r TLSARecord, certs []*x509.Certificate) (*x509.Certificate, int
 		}
 	}
 	return nil, 0
+}
+
+// digestCache holds the digests of the presented certificates that records
+// have asked for, so that a large RRset — a DNS answer can hold a thousand
+// records — costs comparisons, not a digest per record and certificate.
+type digestCache struct {
+	certs []*x509.Certificate
+	sums  [][4][]byte // per certificate: Cert/SPKI x SHA2-256/SHA2-512
+}
+
+func newDigestCache(certs []*x509.Certificate) *digestCache {
+	return &digestCache{certs: certs, sums: make([][4][]byte, len(certs))}
+}
+
+// matches is TLSARecord.Matches for the certificate at depth i.
+func (c *digestCache) matches(r TLSARecord, i int) bool {
+	cert := c.certs[i]
+	if cert == nil || r.Selector > SelectorSPKI {
+		return false
+	}
+	content := r.selected(cert)
+	var slot int
+	switch r.MatchingType {
+	case MatchFull:
+		return len(content) > 0 && bytes.Equal(content, r.Data)
+	case MatchSHA256:
+		slot = 2 * int(r.Selector)
+	case MatchSHA512:
+		slot = 2*int(r.Selector) + 1
+	default:
+		return false
+	}
+	sum := c.sums[i][slot]
+	if sum == nil {
+		if r.MatchingType == MatchSHA256 {
+			s := sha256.Sum256(content)
+			sum = s[:]
+		} else {
+			s := sha512.Sum512(content)
+			sum = s[:]
+		}
+		c.sums[i][slot] = sum
+	}
+	return bytes.Equal(sum, r.Data)
 }
 
 // keyIssuer wraps a DER SubjectPublicKeyInfo in a certificate that only

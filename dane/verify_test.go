@@ -439,6 +439,37 @@ func TestTLSConfigHandshake(t *testing.T) {
 	}
 }
 
+// junkRecords returns n usable records that match nothing, of every
+// usage, selector and digest (a record to be found among them must be
+// SHA2-512 or Full: the SHA2-512 ones set SHA2-256 ones aside).
+func junkRecords(n int) []TLSARecord {
+	out := make([]TLSARecord, n)
+	for i := range out {
+		m := MatchSHA256
+		data := make([]byte, 32)
+		if i%3 == 0 {
+			m, data = MatchSHA512, make([]byte, 64)
+		}
+		data[0], data[1] = byte(i), byte(i>>8)
+		out[i] = TLSARecord{Usage: Usage(2 + i%2), Selector: Selector(i / 2 % 2), MatchingType: m, Data: data}
+	}
+	return out
+}
+
+func TestVerifyLargeRRset(t *testing.T) {
+	p := testPKI(t)
+	c := p.leaf(t, testenv.LeafOptions{}, "mx.example.com")
+	records := append(junkRecords(1500), recordFor(DANETA, SelectorCert, MatchSHA512, p.inter.Cert))
+	m, err := daneReq("mx.example.com", "mx.example.com", records...).Verify(c, time.Now())
+	if err != nil || m.Record.Usage != DANETA || m.Depth != 1 {
+		t.Fatalf("Verify = %+v, %v; want the last record, DANE-TA at depth 1", m, err)
+	}
+	_, err = daneReq("mx.example.com", "mx.example.com", records[:1500]...).Verify(c, time.Now())
+	if !errors.Is(err, ErrNoMatchingRecord) {
+		t.Fatalf("junk only: err = %v, want ErrNoMatchingRecord", err)
+	}
+}
+
 // BenchmarkVerify measures the verification of one connection's chain:
 // DANE-EE is one digest; DANE-TA adds a chain verification.
 func BenchmarkVerify(b *testing.B) {
@@ -453,6 +484,7 @@ func BenchmarkVerify(b *testing.B) {
 		{"3_1_1", daneReq(host, host, recordFor(DANEEE, SelectorCert, MatchSHA256, p.stranger.Cert), recordFor(DANEEE, SelectorSPKI, MatchSHA256, c[0]))},
 		{"2_1_1", daneReq(host, host, recordFor(DANETA, SelectorSPKI, MatchSHA256, p.inter.Cert))},
 		{"2_1_0_key_not_sent", daneReq(host, host, recordFor(DANETA, SelectorSPKI, MatchFull, p.root.Cert))},
+		{"1000_records_last_matches", daneReq(host, host, append(junkRecords(1000), recordFor(DANEEE, SelectorSPKI, MatchSHA512, c[0]))...)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

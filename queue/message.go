@@ -1,0 +1,262 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ID names a queued message. IDs are 20 characters of lower-case base32
+// (digits and a–v), begin with the enqueue time in milliseconds so that
+// they sort by arrival, and end with 48 random bits so that nodes of a
+// fleet never collide.
+type ID string
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newID returns a fresh ID for a message enqueued at now.
+func newID(now time.Time) ID {
+	var b [12]byte
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(max(now.UnixMilli(), 0)))
+	copy(b[:6], ms[2:])
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24)
+	return ID(idEncoding.EncodeToString(b[:]))
+}
+
+// State is where one recipient of a message stands.
+type State uint8
+
+// The states of a recipient. Only StatePending recipients are tried again;
+// the others are final.
+const (
+	// StatePending: not yet delivered; the next attempt is at NextAttempt.
+	StatePending State = iota
+	// StateDelivered: a server accepted the message for this recipient.
+	StateDelivered
+	// StateBounced: delivery failed permanently or expired; the sender has
+	// been notified, unless it asked not to be or is the null sender.
+	StateBounced
+)
+
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return "pending"
+	case StateDelivered:
+		return "delivered"
+	case StateBounced:
+		return "bounced"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Notify is the RFC 3461 §4.1 NOTIFY parameter of a recipient: the events
+// its sender wants a DSN for.
+type Notify uint8
+
+// The NOTIFY keywords. NotifyNever excludes the others (RFC 3461 §4.1).
+// The zero value means that the sender gave no NOTIFY parameter; the queue
+// then reports failures and, when delay warnings are on, delays, as RFC
+// 3461 §4.1 allows ("NOTIFY=FAILURE" or "NOTIFY=FAILURE,DELAY").
+const (
+	NotifyNever Notify = 1 << iota
+	NotifySuccess
+	NotifyFailure
+	NotifyDelay
+)
+
+// ParseNotify parses the value of a NOTIFY parameter ("SUCCESS,DELAY").
+func ParseNotify(s string) (Notify, error) {
+	var n Notify
+	for _, kw := range strings.Split(s, ",") {
+		switch strings.ToUpper(strings.TrimSpace(kw)) {
+		case "NEVER":
+			n |= NotifyNever
+		case "SUCCESS":
+			n |= NotifySuccess
+		case "FAILURE":
+			n |= NotifyFailure
+		case "DELAY":
+			n |= NotifyDelay
+		default:
+			return 0, fmt.Errorf("queue: NOTIFY keyword %q: want NEVER, SUCCESS, FAILURE or DELAY", kw)
+		}
+	}
+	// RFC 3461 §4.1: NEVER must appear alone.
+	if n&NotifyNever != 0 && n != NotifyNever {
+		return 0, fmt.Errorf("queue: NOTIFY %q: NEVER combined with other keywords", s)
+	}
+	return n, nil
+}
+
+// String returns the NOTIFY parameter value, or "" for the zero value.
+func (n Notify) String() string {
+	var kws []string
+	for _, k := range []struct {
+		bit Notify
+		kw  string
+	}{{NotifyNever, "NEVER"}, {NotifySuccess, "SUCCESS"}, {NotifyFailure, "FAILURE"}, {NotifyDelay, "DELAY"}} {
+		if n&k.bit != 0 {
+			kws = append(kws, k.kw)
+		}
+	}
+	return strings.Join(kws, ",")
+}
+
+// wants reports whether a DSN for event is asked for. Without a NOTIFY
+// parameter failures are reported, and delays when warn is set.
+func (n Notify) wants(event Notify, warn bool) bool {
+	if n == 0 {
+		return event == NotifyFailure || event == NotifyDelay && warn
+	}
+	return n&event != 0
+}
+
+// Ret is the RFC 3461 §4.3 RET parameter: how much of the message a
+// failure DSN returns.
+type Ret uint8
+
+// The RET values. The zero value lets the queue choose: the headers only,
+// which RFC 3461 §4.3 permits and which keeps bounces small.
+const (
+	RetDefault Ret = iota
+	RetHeaders
+	RetFull
+)
+
+// Kind says what sort of message an Envelope carries, which decides how it
+// is delivered and whether it may cause a DSN.
+type Kind uint8
+
+// The kinds of message.
+const (
+	// KindMessage is ordinary mail.
+	KindMessage Kind = iota
+	// KindDSN is a delivery status notification the queue wrote (null
+	// sender; never itself the subject of a DSN).
+	KindDSN
+	// KindReport is TLS-RPT report mail (RFC 8460 §5.3): delivered without
+	// enforcing the recipient domain's TLS policy, which may be exactly
+	// what the report is about, and with its sessions not recorded, so
+	// that reports never cause reports.
+	KindReport
+)
+
+// Diagnostic is the last reply a recipient got, or our own failure written
+// as one.
+type Diagnostic struct {
+	// Code is the SMTP reply code; 0 when there was no reply at all.
+	Code int `json:",omitempty"`
+	// Enhanced is the RFC 3463 enhanced status code, {0,0,0} if unknown.
+	Enhanced [3]int `json:",omitempty"`
+	// Text is the reply text or the description of our own failure.
+	Text string `json:",omitempty"`
+	// RemoteMTA is the host that gave the reply; empty for our own.
+	RemoteMTA string `json:",omitempty"`
+}
+
+// Recipient is one recipient of a queued message with its own state.
+type Recipient struct {
+	// Addr is the forward-path, without angle brackets.
+	Addr string
+	// Notify is the RFC 3461 NOTIFY parameter; zero when not given.
+	Notify Notify `json:",omitempty"`
+	// ORcpt is the RFC 3461 §4.2 ORCPT parameter, "type;address" with the
+	// address decoded from xtext; empty when not given.
+	ORcpt string `json:",omitempty"`
+
+	State State `json:",omitempty"`
+	// Attempts counts the delivery attempts made for this recipient.
+	Attempts int `json:",omitempty"`
+	// NextAttempt is when a pending recipient is due.
+	NextAttempt time.Time
+	// LastAttempt is when the last attempt ended; zero before the first.
+	LastAttempt time.Time `json:",omitzero"`
+	// Last is the outcome of the last attempt.
+	Last Diagnostic `json:",omitzero"`
+	// Warned is set once a delay DSN was sent for this recipient, so that
+	// at most one is sent.
+	Warned bool `json:",omitempty"`
+}
+
+// Domain returns the lower-cased domain of the recipient's address.
+func (r *Recipient) Domain() string { return addrDomain(r.Addr) }
+
+// Envelope is everything the queue knows about a message apart from its
+// content: the SMTP envelope with its RFC 3461 parameters and the state
+// of each recipient.
+type Envelope struct {
+	ID ID
+	// From is the reverse-path without angle brackets; "" is the null
+	// sender, to which no DSN is ever sent (RFC 5321 §4.5.5).
+	From string `json:",omitempty"`
+	// Recipients in the order given at enqueue.
+	Recipients []Recipient
+	// Arrived is when the message was enqueued (the DSN's Arrival-Date).
+	Arrived time.Time
+	// EnvID is the RFC 3461 §4.4 ENVID, decoded from xtext.
+	EnvID string `json:",omitempty"`
+	// Ret is the RFC 3461 §4.3 RET parameter.
+	Ret Ret `json:",omitempty"`
+	// RequireTLS is the RFC 8689 REQUIRETLS MAIL parameter.
+	RequireTLS bool `json:",omitempty"`
+	// Kind says whether this is ordinary mail, a DSN or a TLS-RPT report.
+	Kind Kind `json:",omitempty"`
+	// Held messages are not delivered until released by an operator.
+	Held bool `json:",omitempty"`
+	// Size is the length of the stored content in bytes.
+	Size int64
+}
+
+// Due returns when the message must next be tried: the earliest
+// NextAttempt of its pending recipients. ok is false when nothing is left
+// to try or the message is held. Stores index messages by this time.
+func (e *Envelope) Due() (t time.Time, ok bool) {
+	if e.Held {
+		return time.Time{}, false
+	}
+	for i := range e.Recipients {
+		r := &e.Recipients[i]
+		if r.State == StatePending && (!ok || r.NextAttempt.Before(t)) {
+			t, ok = r.NextAttempt, true
+		}
+	}
+	return t, ok
+}
+
+// Done reports whether every recipient is in a final state.
+func (e *Envelope) Done() bool {
+	for i := range e.Recipients {
+		if e.Recipients[i].State == StatePending {
+			return false
+		}
+	}
+	return true
+}
+
+// Clone returns a deep copy of e.
+func (e *Envelope) Clone() *Envelope {
+	c := *e
+	c.Recipients = append([]Recipient(nil), e.Recipients...)
+	return &c
+}
+
+// Entry is a message to store: its envelope and its content, the bytes
+// that go after DATA (with any DKIM signature already in place).
+type Entry struct {
+	Envelope *Envelope
+	Body     []byte
+}
+
+// addrDomain returns the lower-cased part of addr after the last "@".
+func addrDomain(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+}

@@ -31,4 +31,46 @@
 // validate, pass RRSIGs through and work over TCP: a resolver that does not
 // validate silently disables DANE, and one that cannot answer stalls mail to
 // every domain, so both deserve a plain message at start-up.
+//
+// # DANE for SMTP
+//
+// Discovery.Lookup decides, for one MX host, which TLSA records apply
+// (RFC 7672 §2.2). TLSA records are asked for only when the host's address
+// records are secure, so that name servers which answer TLSA questions for
+// unsigned zones with SERVFAIL or NOTIMP never stall mail to unsigned
+// domains. When the host is a CNAME whose chain is secure,
+// _25._tcp.<expanded name> is tried first and _25._tcp.<host> second; when
+// only the chain's first link is secure, only the host name is tried
+// (RFC 7672 §2.2.3, RFC 7671 §7). The outcome is AuthenticationRequired
+// (secure records, at least one usable: DANE-TA(2) or DANE-EE(3), selector
+// 0 or 1, matching type 0, 1 or 2 with a digest of the right length),
+// TLSRequired (secure records, none usable), NotApplicable (secure denial,
+// or nothing secure), or a temporary *RequirementError (a look-up failed or
+// was bogus: the host is not used now, and security is never relaxed).
+//
+// Requirement.TLSConfig sends the TLSA base domain as SNI (§8.1) and
+// authenticates the server with Requirement.Verify instead of the WebPKI.
+// DANE-EE matches the leaf certificate or key without checking names or
+// dates (§3.1.1). DANE-TA requires a matching certificate in the chain
+// (or, for "2 1 0", a certificate signed by the given key), a chain valid
+// at the injected time, and a leaf naming the base domain or the MX host
+// (§3.2). Within one usage and selector, SHA2-512 records set SHA2-256 ones
+// aside (digest algorithm agility, RFC 7671 §9). Failures carry RFC 8460
+// result types.
+//
+// Insecure MX RRsets: by default (InsecureMXDANE) the secure TLSA records
+// of a host named by an MX RRset that is not DNSSEC-signed are looked up
+// and enforced. RFC 7672 §2.2.1 allows it — the client may proceed to use
+// DANE TLS even with MX hosts obtained through an insecure MX RRset — and it
+// is the stronger choice: an unsigned domain hosted by a provider with a
+// signed zone gets the provider's protection. It is Postfix's choice
+// (smtp_tls_dane_insecure_mx_policy=dane). The cost is that a provider's
+// broken TLSA records also defer mail for its unsigned customers.
+// InsecureMXIgnore (mox's behaviour) turns it off and asks no TLSA question
+// for such hosts.
+//
+// Not done: PKIX-TA and PKIX-EE records (unusable for SMTP, RFC 7672
+// §3.1.3), DNSSEC validation in-process (the resolver's AD bit is trusted),
+// TLSA for ports other than 25, and the TLS DNSSEC chain extension
+// (RFC 9102).
 package dane

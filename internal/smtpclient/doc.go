@@ -1,0 +1,93 @@
+// Package smtpclient is the SMTP client dialogue the delivery engine drives
+// on a connection it has opened to an MX host: greeting, EHLO (HELO as a
+// fallback), STARTTLS, EHLO again, then mail transactions with pipelining,
+// one after another on the same connection, and QUIT.
+//
+// # Why not go-smtp's client
+//
+// github.com/emersion/go-smtp v0.25 is our test peer (its server), but its
+// client cannot do what a sending MTA must:
+//
+//   - NewClientStartTLS says "EHLO localhost" before STARTTLS; an MTA must
+//     give its own name in every EHLO (RFC 5321 §4.1.1.1), and some
+//     receivers score or refuse "localhost".
+//   - startTLS is unexported, so a caller cannot run STARTTLS after an EHLO
+//     with its own name, check the advertised extensions first, or tell a
+//     refused STARTTLS from a failed handshake — which DANE, MTA-STS and
+//     TLS-RPT all need to tell apart.
+//   - The greeting and the name in the server's EHLO reply are not
+//     exposed; TLS-RPT reports the latter as receiving-mx-helo.
+//   - It sends each command and waits for its reply: no PIPELINING (RFC
+//     2920), so every message costs a round trip per recipient plus three.
+//     Over a reused connection this package needs two round trips per
+//     message: the envelope with DATA, then the content.
+//
+// So this package implements the client on bufio directly. Replies are
+// parsed by the package itself rather than net/textproto, which accepts any
+// reply length and cannot report enhanced status codes.
+//
+// # What it implements
+//
+//   - RFC 5321 §3.1 greeting (a 554 greeting is answered with QUIT), §4.1.1
+//     commands, §4.1.4 HELO only when EHLO is refused with 500 or 502, §4.2
+//     replies (multi-line, codes 200-559 checked, one code per reply),
+//     §4.5.2 transparency (dot-stuffing) with every line end sent as CRLF
+//     (§2.3.8), §4.5.3.2 timeouts as per-step deadlines (configurable,
+//     capped by the context), §3.8 421 ends the session.
+//   - RFC 2034 and RFC 3463 enhanced status codes, parsed from the text
+//     when their class matches the reply code.
+//   - RFC 3207 STARTTLS: the extensions and the server's name are forgotten
+//     after the handshake (§4.2), and octets that arrive after the 220 but
+//     before the handshake end the connection instead of being read as if
+//     they came under TLS (the reply-injection attack of §5).
+//   - RFC 2920 PIPELINING: MAIL, every RCPT and DATA in one write (in groups
+//     of at most 100 commands), every reply checked (§3.1), including a
+//     DATA accepted although no recipient was, which gets an empty message.
+//   - RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8 (set when an
+//     address needs it), RFC 3461 DSN (RET, ENVID, NOTIFY, ORCPT in xtext;
+//     RFC 6533 utf-8-addr-xtext for a non-ASCII ORCPT), sent only when
+//     advertised; RFC 8689 REQUIRETLS, sent only when advertised over TLS.
+//     A message that needs SMTPUTF8, 8BITMIME, REQUIRETLS or more than the
+//     advertised SIZE is refused with a *CapabilityError before anything is
+//     sent: the caller's policy decides what happens to it.
+//   - RFC 4954 AUTH with any github.com/emersion/go-sasl client, for relay
+//     hosts, masked in the trace.
+//
+// # Readings chosen
+//
+//   - A reply line may be 4096 octets, not 512 (§4.5.3.1.5): real servers
+//     write longer ones, and §4.5.3.1 asks for tolerance. A reply may have
+//     100 lines and 64 KiB; more is an error, as is a control character in
+//     the text. A bare LF ending a reply line is accepted.
+//   - Addresses are checked against RFC 5321 §4.1.2 before they go into a
+//     command, so that no input can add a line or a parameter; a local part
+//     with leading, trailing or doubled dots is allowed, since some large
+//     providers issue such addresses and they endanger nothing.
+//   - A 421 reply, a malformed reply, a timeout, a lost connection and a
+//     cancelled context all end the Conn, and all match ErrConnLost, so the
+//     caller moves on to the next host with one test.
+//   - Message content is streamed: never held in memory, traced only as its
+//     length.
+//
+// # What it does not do
+//
+// It does not resolve, dial, choose TLS settings or verify peers (the
+// tls.Config the caller passes does), convert 8-bit content to 7-bit, turn
+// U-labels into A-labels, use CHUNKING/BDAT, or wrap lines longer than
+// 1000 octets. A Conn serves one goroutine at a time; pooling is the
+// caller's.
+//
+// # Example
+//
+//	c, err := smtpclient.New(ctx, conn, smtpclient.Options{})
+//	if err != nil { ... }
+//	defer c.Close()
+//	err = c.Hello(ctx, "mta.example.org")
+//	err = c.StartTLS(ctx, &tls.Config{ServerName: "mx.example.net"})
+//	err = c.Hello(ctx, "mta.example.org")
+//	res, err := c.Send(ctx, smtpclient.Envelope{
+//		From:  "alice@example.org",
+//		Rcpts: []smtpclient.Rcpt{{Addr: "bob@example.net"}},
+//	}, message)
+//	err = c.Quit(ctx)
+package smtpclient

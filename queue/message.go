@@ -204,6 +204,13 @@ type Envelope struct {
 	Ret Ret `json:",omitempty"`
 	// RequireTLS is the RFC 8689 REQUIRETLS MAIL parameter.
 	RequireTLS bool `json:",omitempty"`
+	// TLSOptional, SMTPUTF8 and EightBit describe the content, as
+	// delivery.Message.Inspect found them at enqueue: a "TLS-Required: No"
+	// header field (RFC 8689 §5), UTF-8 in the header (RFC 6531), 8-bit
+	// bytes (RFC 6152).
+	TLSOptional bool `json:",omitempty"`
+	SMTPUTF8    bool `json:",omitempty"`
+	EightBit    bool `json:",omitempty"`
 	// Kind says whether this is ordinary mail, a DSN or a TLS-RPT report.
 	Kind Kind `json:",omitempty"`
 	// Held messages are not delivered until released by an operator.

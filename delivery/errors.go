@@ -20,6 +20,9 @@ type Error struct {
 	Enhanced smtp.EnhancedCode
 	// Message says what happened, for a bounce or a log line.
 	Message string
+	// Remote says that Code, Enhanced and Message are a remote server's
+	// reply rather than a decision of our own.
+	Remote bool
 	// Err is the underlying cause, if any.
 	Err error
 }

@@ -93,9 +93,9 @@ type Recipient struct {
 	// Notify is the NOTIFY parameter (RFC 3461 §4.1): NEVER, or any of
 	// SUCCESS, FAILURE and DELAY. Nil sends none.
 	Notify []smtp.DSNNotify
-	// ORcpt is the ORCPT parameter (RFC 3461 §4.2) as "addr-type;address",
-	// unencoded ("rfc822;alice@example.org"); the Client xtext-encodes the
-	// address. Empty sends none.
+	// ORcpt is the original recipient address for the ORCPT parameter
+	// (RFC 3461 §4.2), unencoded; it is sent as "rfc822;" with xtext, or,
+	// for a UTF-8 address, as "utf-8;" (RFC 6533 §3). Empty sends none.
 	ORcpt string
 }
 

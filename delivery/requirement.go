@@ -143,6 +143,9 @@ type Requirement struct {
 	// whether they are recorded at all (not for TLS-RPT report mail).
 	report tlsrpt.Policy
 	record bool
+	// stsErr is the failure to obtain the domain's MTA-STS policy, which
+	// sessions that go ahead without one report.
+	stsErr error
 }
 
 func (r *Requirement) String() string {

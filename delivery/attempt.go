@@ -1,0 +1,248 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/emersion/go-smtp"
+)
+
+// attempt is one delivery attempt of a message to the recipients of one
+// domain: the walk over the MX hosts in order, each address of a host
+// before the next host (RFC 5321 §5.1), until every recipient has an
+// outcome or no host is left.
+type attempt struct {
+	c       *Client
+	msg     *Message
+	domain  string
+	results []Result // shared with the other domains' attempts; only pending entries are written
+	pending []int    // indices into results (and msg.Recipients) without an outcome yet
+	d       *decision
+	src     DomainPolicy // where the source-address choice comes from
+
+	failures []hostFailure
+	last     Session // the last session tried, for failures decided without one
+}
+
+// hostFailure is why one host (or one address of it) was not used.
+type hostFailure struct {
+	host string
+	ip   netip.Addr
+	err  *Error
+	// policy marks a failure of the host's security requirement, after
+	// which an enforced MTA-STS policy is re-fetched.
+	policy bool
+}
+
+func newAttempt(c *Client, msg *Message, domain string, idx []int, results []Result) *attempt {
+	return &attempt{c: c, msg: msg, domain: domain, results: results, pending: idx}
+}
+
+func (a *attempt) run(ctx context.Context) {
+	c := a.c
+	local := c.cfg.Policy.lookup(a.domain)
+	a.src = local
+	hop := a.msg.NextHop
+	if hop == "" {
+		hop = local.NextHop
+	}
+	t, err := c.target(ctx, a.domain, hop)
+	if err != nil {
+		a.finish(asError(err))
+		return
+	}
+	if t.domain != a.domain {
+		// The next hop's own domain decides the security requirement.
+		local = c.cfg.Policy.lookup(t.domain)
+	}
+	var st *stsState
+	if !t.literal {
+		st = c.lookupSTS(ctx, t.domain, local)
+	}
+	a.d = &decision{t: t, sts: st, local: local, msg: a.msg, now: c.now()}
+	for _, host := range t.route.Hosts {
+		if len(a.pending) == 0 || ctx.Err() != nil {
+			break
+		}
+		req, err := c.decide(ctx, a.d, host)
+		if err != nil {
+			a.hostFailed(host.Name, netip.Addr{}, err, true)
+			continue
+		}
+		a.tryHost(ctx, host, req)
+	}
+	if len(a.pending) == 0 {
+		return
+	}
+	if ctx.Err() != nil {
+		a.failures = append(a.failures, hostFailure{err: failure(451, smtp.EnhancedCode{4, 4, 7}, ctx.Err(), "delivery attempt abandoned")})
+	}
+	summary := a.summary()
+	a.finish(summary)
+	if st != nil && st.enforced() && !st.preloaded && a.policyFailed() {
+		// RFC 8461 §5.1 (and issue 3): a delivery that failed under an
+		// enforced policy makes the policy be fetched again, rate-limited,
+		// before the next try — the domain may have changed its MX hosts.
+		c.refetchSTS(t.domain)
+	}
+}
+
+// tryHost delivers the pending recipients through host: over an idle
+// session of the same requirement when one is pooled, else over a new one
+// to each address in turn.
+func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
+	c := a.c
+	key := a.poolKey(host, req)
+	for tries := 0; tries < 3 && len(a.pending) > 0; tries++ {
+		s, err := c.pool.acquire(ctx, key)
+		if err != nil {
+			a.hostFailed(host.Name, netip.Addr{}, failure(451, smtp.EnhancedCode{4, 4, 1}, err, "waiting for a free session to %s", host.Name), false)
+			return
+		}
+		if s == nil {
+			a.dialHost(ctx, host, req, key)
+			return
+		}
+		if !a.transfer(ctx, s, true) {
+			// The idle session had gone stale; nothing was sent over it.
+			continue
+		}
+		return
+	}
+}
+
+// dialHost tries every address of host with one session slot.
+func (a *attempt) dialHost(ctx context.Context, host MXHost, req *Requirement, key poolKey) {
+	c := a.c
+	addrs, err := c.addresses(ctx, a.d.t, host)
+	if err != nil {
+		c.pool.release(key)
+		a.hostFailed(host.Name, netip.Addr{}, err, false)
+		return
+	}
+	for _, ip := range addrs {
+		if len(a.pending) == 0 || ctx.Err() != nil {
+			break
+		}
+		s, err := c.connect(ctx, a, host, ip, req, key)
+		if err != nil {
+			var ce *connectError
+			policy := errors.As(err, &ce) && ce.policy
+			a.hostFailed(host.Name, ip, err, policy)
+			continue
+		}
+		a.transfer(ctx, s, false)
+		return
+	}
+	c.pool.release(key)
+}
+
+// transfer runs the transaction over s and gives s back to the pool (or
+// closes it). It reports false when s was a reused session that turned out
+// to be dead before anything was sent: the caller then tries a fresh one.
+func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
+	out := a.c.transact(ctx, s, a)
+	switch {
+	case out.stale && reused:
+		a.c.pool.discard(s)
+		return false
+	case out.err != nil:
+		a.hostFailed(s.info.MXHost, s.info.IP, out.err, false)
+	}
+	if out.reusable {
+		a.c.pool.put(ctx, s)
+	} else {
+		a.c.pool.discard(s)
+	}
+	return true
+}
+
+// hostFailed notes why a host or address was not used.
+func (a *attempt) hostFailed(host string, ip netip.Addr, err error, policy bool) {
+	de := asError(err)
+	a.failures = append(a.failures, hostFailure{host: host, ip: ip, err: de, policy: policy})
+	attrs := []any{slog.String("domain", a.domain), slog.String("host", host), slog.String("error", de.Error())}
+	if ip.IsValid() {
+		attrs = append(attrs, slog.String("ip", ip.String()))
+	}
+	a.c.log.Info("delivery: host not used", attrs...)
+	if f := a.c.cfg.Observer.HostSkipped; f != nil {
+		f(a.domain, host, de)
+	}
+}
+
+// policyFailed reports whether some host failed its security requirement.
+func (a *attempt) policyFailed() bool {
+	for _, f := range a.failures {
+		if f.policy {
+			return true
+		}
+	}
+	return false
+}
+
+// summary is the failure the pending recipients get when no host took the
+// message: permanent only when every host failed permanently (REQUIRETLS
+// impossible everywhere, say); otherwise temporary, naming the most telling
+// failure — a security failure before a server's reply before a network
+// error, the most preferred host first.
+func (a *attempt) summary() *Error {
+	if len(a.failures) == 0 {
+		return failure(451, smtp.EnhancedCode{4, 4, 4}, nil, "no MX host to try for %s", a.domain)
+	}
+	var best *Error
+	bestRank, permanent := -1, true
+	errs := make([]error, 0, len(a.failures))
+	for _, f := range a.failures {
+		errs = append(errs, f.err)
+		if f.err.Temporary {
+			permanent = false
+		}
+	}
+	for _, f := range a.failures {
+		if f.err.Temporary == permanent {
+			continue
+		}
+		if r := failureRank(f); r > bestRank {
+			best, bestRank = f.err, r
+		}
+	}
+	msg := best.Message
+	if n := len(a.failures); n > 1 {
+		msg = fmt.Sprintf("%s (and %d more failures)", msg, n-1)
+	}
+	return &Error{Temporary: best.Temporary, Code: best.Code, Enhanced: best.Enhanced, Message: msg,
+		Remote: best.Remote, Err: errors.Join(errs...)}
+}
+
+func failureRank(f hostFailure) int {
+	switch {
+	case f.policy || f.err.Enhanced[1] == 7 || (f.err.Enhanced[1] == 4 && f.err.Enhanced[2] == 8):
+		return 2
+	case f.err.Remote:
+		return 1
+	}
+	return 0
+}
+
+// finish gives every pending recipient the outcome err.
+func (a *attempt) finish(err *Error) {
+	for _, i := range a.pending {
+		setFailure(&a.results[i], err)
+		a.results[i].Session = a.last
+	}
+	a.pending = nil
+}
+
+// asError returns err as an *Error, wrapping errors that are not one as a
+// temporary failure.
+func asError(err error) *Error {
+	var de *Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return failure(451, smtp.EnhancedCode{4, 4, 0}, err, "%v", err)
+}

@@ -1,0 +1,232 @@
+package delivery
+
+import (
+	"crypto/tls"
+	"slices"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/tlsrpt"
+)
+
+// daneWorld has secure.example (signed) with one MX host, mx.secure.example,
+// whose certificate is pinned by a "3 1 1" TLSA record.
+type daneWorld struct {
+	*testWorld
+	sink *testenv.SMTPServer
+	ip   string
+	cert tls.Certificate
+}
+
+func newDANEWorld(t *testing.T, opts testenv.SMTPOptions) *daneWorld {
+	tw := newTestWorld(t, "secure.example.")
+	// The certificate names another host and is not from the test CA's
+	// point of view relevant: DANE-EE checks neither (RFC 7672 §3.1.1).
+	cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "unrelated.invalid")
+	if opts.Certificate == nil {
+		opts.Certificate = &cert
+	}
+	sink, ip := tw.mx("secure.example", 10, "mx.secure.example", opts)
+	if err := tw.w.PublishTLSA("mx.secure.example", cert); err != nil {
+		t.Fatal(err)
+	}
+	return &daneWorld{testWorld: tw, sink: sink, ip: ip, cert: cert}
+}
+
+// only returns the one session recorded, failing otherwise.
+func (tw *testWorld) only() tlsrpt.Session {
+	tw.t.Helper()
+	recs := tw.rec.all()
+	if len(recs) != 1 {
+		tw.t.Fatalf("%d TLS-RPT sessions recorded, want 1: %+v", len(recs), recs)
+	}
+	return recs[0]
+}
+
+func wantFailure(t *testing.T, s tlsrpt.Session, typ tlsrpt.PolicyType, rt tlsrpt.ResultType) {
+	t.Helper()
+	if s.Policy.Type != typ {
+		t.Errorf("policy type %s, want %s", s.Policy.Type, typ)
+	}
+	if rt == "" {
+		if s.Failure != nil {
+			t.Errorf("failure %+v recorded for a successful session", s.Failure)
+		}
+		return
+	}
+	if s.Failure == nil || s.Failure.ResultType != rt {
+		t.Fatalf("failure %+v, want result type %s", s.Failure, rt)
+	}
+	if s.Failure.ReceivingMXHostname == "" {
+		t.Errorf("failure without receiving-mx-hostname: %+v", s.Failure)
+	}
+}
+
+func TestDANE(t *testing.T) {
+	t.Run("DANE-EE match authenticates the server", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], Delivered, "")
+		s := res[0].Session
+		if s.Auth != DANEEE || s.Requirement.Basis != BasisDANE || s.Requirement.Level != Authenticated {
+			t.Errorf("session = %+v", s)
+		}
+		if m := dw.sink.Messages(); len(m) != 1 || m[0].TLS.ServerName != "mx.secure.example" {
+			t.Errorf("SNI: %+v", m)
+		}
+		rec := dw.only()
+		wantFailure(t, rec, tlsrpt.PolicyTypeTLSA, "")
+		if len(rec.Policy.Strings) != 1 || rec.Policy.Strings[0][:6] != "3 1 1 " || !slices.Equal(rec.Policy.MXHosts, []string{"mx.secure.example"}) || rec.Policy.Domain != "secure.example" {
+			t.Errorf("policy = %+v", rec.Policy)
+		}
+	})
+	t.Run("TLSA mismatch is refused", func(t *testing.T) {
+		other := tlsLeaf(t)
+		dw := newDANEWorld(t, testenv.SMTPOptions{Certificate: &other})
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.7.5")
+		if len(dw.sink.Messages()) != 0 {
+			t.Error("delivered")
+		}
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+	})
+	t.Run("STARTTLS stripped is refused", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		att, err := dw.w.Attack(dw.ip, testenv.AttackerOptions{Mode: testenv.StripSTARTTLS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.7.10")
+		if att.Transactions() != 0 || len(dw.sink.Messages()) != 0 {
+			t.Error("the message went through the attacker")
+		}
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
+	})
+	t.Run("intercepted TLS is refused", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		att, err := dw.w.Attack(dw.ip, testenv.AttackerOptions{Mode: testenv.InterceptTLS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.7.5")
+		if att.Transactions() != 0 {
+			t.Error("the message went through the attacker")
+		}
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+	})
+	t.Run("TLSA look-up SERVFAIL makes the host unusable", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		dw.w.DNS.SetFault("_25._tcp.mx.secure.example", dns.TypeTLSA, testenv.FaultServfail)
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.4.3")
+		if len(dw.w.Dialer.Dialed()) != 0 {
+			t.Error("the host was contacted")
+		}
+		rec := dw.only()
+		wantFailure(t, rec, tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDNSSECInvalid)
+	})
+	t.Run("bogus TLSA answer makes the host unusable", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		dw.w.DNS.SetFault("_25._tcp.mx.secure.example", dns.TypeTLSA, testenv.FaultBogus)
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.4.3")
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDNSSECInvalid)
+	})
+	t.Run("bogus MX answer is a temporary failure", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		dw.w.DNS.SetSecurity("secure.example.", testenv.Bogus)
+		c := dw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], TemporaryFailure, "4.4.3")
+		if len(dw.w.Dialer.Dialed()) != 0 || len(dw.rec.all()) != 0 {
+			t.Error("a host was contacted, or a session recorded")
+		}
+	})
+	t.Run("no usable TLSA record: TLS required, any certificate", func(t *testing.T) {
+		tw := newTestWorld(t, "secure.example.")
+		tw.mx("secure.example", 10, "mx.secure.example", testenv.SMTPOptions{Certificate: tw.cert("unrelated.invalid")})
+		if err := tw.w.DNS.Add("_25._tcp.mx.secure.example. 300 IN TLSA 1 1 1 " + hex64('a')); err != nil {
+			t.Fatal(err)
+		}
+		c := tw.client(nil)
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], Delivered, "")
+		if s := res[0].Session; s.Auth != UnauthenticatedTLS || s.Requirement.Basis != BasisDANEUnusable || s.Requirement.Level != Encrypted {
+			t.Errorf("session = %+v", s)
+		}
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, "")
+	})
+	t.Run("no usable TLSA record and no STARTTLS is refused", func(t *testing.T) {
+		tw := newTestWorld(t, "secure.example.")
+		tw.mx("secure.example", 10, "mx.secure.example", testenv.SMTPOptions{})
+		if err := tw.w.DNS.Add("_25._tcp.mx.secure.example. 300 IN TLSA 0 0 1 " + hex64('b')); err != nil {
+			t.Fatal(err)
+		}
+		c := tw.client(nil)
+		want(t, deliver(t, c, msg("bob@secure.example"))[0], TemporaryFailure, "4.7.10")
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
+	})
+	t.Run("TLS-Required: No delivers despite a mismatch, and reports it", func(t *testing.T) {
+		other := tlsLeaf(t)
+		dw := newDANEWorld(t, testenv.SMTPOptions{Certificate: &other})
+		c := dw.client(nil)
+		m := msg("bob@secure.example")
+		m.TLSOptional = true
+		res := deliver(t, c, m)
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != UnauthenticatedTLS || res[0].Session.TLSVersion == 0 {
+			t.Errorf("session = %+v", res[0].Session)
+		}
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+	})
+	t.Run("TLS-RPT report mail is delivered despite a mismatch and not recorded", func(t *testing.T) {
+		other := tlsLeaf(t)
+		dw := newDANEWorld(t, testenv.SMTPOptions{Certificate: &other})
+		c := dw.client(nil)
+		m := msg("bob@secure.example")
+		m.TLSReport = true
+		want(t, deliver(t, c, m)[0], Delivered, "")
+		if n := len(dw.rec.all()); n != 0 {
+			t.Errorf("%d sessions recorded", n)
+		}
+	})
+	t.Run("operator override with a reason loosens DANE", func(t *testing.T) {
+		other := tlsLeaf(t)
+		dw := newDANEWorld(t, testenv.SMTPOptions{Certificate: &other})
+		c := dw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": {Override: Override{IgnoreDANE: true, Reason: "ticket 42: stale TLSA after key roll"}}}
+		})
+		want(t, deliver(t, c, msg("bob@secure.example"))[0], Delivered, "")
+		c2 := dw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": {Override: Override{IgnoreDANE: true}}}
+		})
+		want(t, deliver(t, c2, msg("bob@secure.example"))[0], TemporaryFailure, "4.7.5")
+	})
+}
+
+// tlsLeaf returns a self-signed certificate no TLSA record pins.
+func tlsLeaf(t *testing.T) tls.Certificate {
+	t.Helper()
+	ca, err := testenv.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "mx.secure.example")
+}
+
+func hex64(c byte) string {
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}

@@ -1,0 +1,255 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/sts"
+	"github.com/sealpost/sealpost/tlsrpt"
+)
+
+// Enhanced status codes of our own policy refusals, as large providers use
+// them (RFC 3463, RFC 8689 §6.1 for 5.7.30).
+var (
+	codeMXNotAllowed = smtp.EnhancedCode{4, 4, 8} // MX not allowed by policy
+	codeCertificate  = smtp.EnhancedCode{4, 7, 5} // cryptographic (certificate) failure
+	codeREQUIRETLS   = smtp.EnhancedCode{5, 7, 30}
+	codeDANELookup   = smtp.EnhancedCode{4, 4, 3} // directory server failure
+)
+
+// stsState is what the MTA-STS look-up found for a policy domain, once per
+// delivery attempt.
+type stsState struct {
+	// policy is the policy that applies: the domain's, or the operator's
+	// preloaded one (preloaded set); nil when none does (no policy, mode
+	// none, or a failed look-up without anything cached).
+	policy    *sts.Policy
+	preloaded bool
+	// source says where the policy came from, for Explain and logs.
+	source string
+	// err is the look-up's failure when it left no policy to apply; it is
+	// recorded (sts-policy-fetch-error, sts-policy-invalid) with the
+	// sessions that then run without one.
+	err error
+	// report is the TLS-RPT policy sessions under it are recorded with.
+	report tlsrpt.Policy
+}
+
+// enforced reports whether the policy is in enforce mode.
+func (s *stsState) enforced() bool { return s.policy != nil && s.policy.Mode == sts.ModeEnforce }
+
+// decision is one domain's context for deciding its hosts' requirements.
+type decision struct {
+	t     *target
+	sts   *stsState
+	local DomainPolicy
+	msg   *Message
+	now   time.Time
+}
+
+// relaxed reports whether the recipient domain's own policies (DANE,
+// MTA-STS, a preloaded policy) are checked but not enforced for this
+// message: TLS-RPT reports, and "TLS-Required: No" without REQUIRETLS
+// (RFC 8689 §5, §4.1).
+func (d *decision) relaxed() bool {
+	return d.msg.TLSReport || (d.msg.TLSOptional && !d.msg.RequireTLS)
+}
+
+// decide returns the requirement of host, or an *Error saying why the host
+// must not be used now. It never weakens a requirement an earlier rule set.
+func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Requirement, error) {
+	req := &Requirement{Host: host.Name, record: !d.msg.TLSReport}
+	if !d.t.literal {
+		if err := c.decideDANE(ctx, d, req); err != nil {
+			return nil, err
+		}
+	}
+	if req.DANE == nil || req.DANE.Outcome == dane.NotApplicable {
+		if err := c.decideSTS(d, req); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.decideLocal(d, req); err != nil {
+		return nil, err
+	}
+	if d.msg.RequireTLS {
+		if err := c.decideREQUIRETLS(d, req); err != nil {
+			return nil, err
+		}
+	}
+	if req.report.Type == "" {
+		req.report = c.reports.noPolicy(d.t.domain)
+	}
+	return req, nil
+}
+
+// decideDANE applies RFC 7672 §2.2: secure usable TLSA records make
+// authentication by them mandatory; secure records none of which is usable
+// make TLS mandatory; a failed look-up makes the host unusable now.
+func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) error {
+	dr, report, err := c.daneRequirement(ctx, d.t.domain, req.Host, d.t.mxSecure)
+	if err != nil {
+		if req.record {
+			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, nil), resultTypeOf(err, tlsrpt.ResultDNSSECInvalid), req.Host, "")
+		}
+		return failure(451, codeDANELookup, err, "cannot decide whether DANE applies to MX host %s: not using it now", req.Host)
+	}
+	req.DANE = dr
+	switch dr.Outcome {
+	case dane.AuthenticationRequired:
+		req.Level, req.Check, req.Basis = Authenticated, CheckDANE, BasisDANE
+		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _25._tcp.%s, %d usable: the server must match them (RFC 7672 §2.2)",
+			dr.BaseDomain, len(dr.UsableRecords()))
+	case dane.TLSRequired:
+		req.Level, req.Check, req.Basis = Encrypted, CheckNone, BasisDANEUnusable
+		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _25._tcp.%s, none usable: TLS is mandatory, the server cannot be authenticated (RFC 7672 §2.2)",
+			dr.BaseDomain)
+	default:
+		return nil
+	}
+	req.report = report
+	switch {
+	case d.relaxed():
+		req.Level = Opportunistic
+		req.Reason += "; not enforced for this message (" + d.relaxReason() + ")"
+	case d.local.Override.IgnoreDANE && d.local.Override.active(d.now):
+		req.Level = Opportunistic
+		req.Reason += "; not enforced: operator override (" + d.local.Override.Reason + ")"
+		c.log.Warn("delivery: DANE not enforced by operator override", slog.String("domain", d.t.domain),
+			slog.String("host", req.Host), slog.String("reason", d.local.Override.Reason))
+	}
+	return nil
+}
+
+func (d *decision) relaxReason() string {
+	if d.msg.TLSReport {
+		return "TLS-RPT report"
+	}
+	return "TLS-Required: No, RFC 8689 §5"
+}
+
+// decideSTS applies RFC 8461 §4 (or the operator's preloaded policy) to a
+// host DANE does not cover.
+func (c *Client) decideSTS(d *decision, req *Requirement) error {
+	st := d.sts
+	if st == nil || st.policy == nil {
+		if st != nil && st.err != nil {
+			// No policy to apply, but the failure to get one is reported
+			// with the sessions that go ahead without it (RFC 8460 §4.3.2.2).
+			req.report, req.stsErr = st.report, st.err
+		}
+		return nil
+	}
+	p := st.policy
+	if p.Mode != sts.ModeEnforce && p.Mode != sts.ModeTesting {
+		return nil
+	}
+	req.STS, req.STSMatch = p, p.Match(req.Host)
+	req.Check, req.Basis, req.report = CheckWebPKI, BasisMTASTS, st.report
+	what := "MTA-STS policy"
+	if st.preloaded {
+		req.Basis, what = BasisPreloaded, "preloaded policy"
+	}
+	enforce := p.Mode == sts.ModeEnforce && !d.relaxed()
+	if enforce && d.local.Override.IgnoreMTASTS && d.local.Override.active(d.now) {
+		enforce = false
+		c.log.Warn("delivery: MTA-STS not enforced by operator override", slog.String("domain", d.t.domain),
+			slog.String("host", req.Host), slog.String("reason", d.local.Override.Reason))
+	}
+	req.Reason = fmt.Sprintf("%s of %s in %s mode (%s)", what, d.t.domain, p.Mode, st.source)
+	if !req.STSMatch {
+		// RFC 8461 §4.1: a host that matches no mx pattern fails the
+		// policy; RFC 8460 has no result type of its own for it.
+		if req.record {
+			c.recordFailure(req.report, tlsrpt.ResultValidationFailure, req.Host, "mx-not-in-policy")
+		}
+		if enforce {
+			return failure(451, codeMXNotAllowed, nil, "MX host %s is not allowed by the %s of %s (RFC 8461 §4.1)", req.Host, what, d.t.domain)
+		}
+		req.Reason += "; the host matches no mx pattern, reported only"
+		return nil
+	}
+	if enforce {
+		req.Level = Authenticated
+		req.Reason += ": TLS 1.2 or newer with a WebPKI certificate for the host (RFC 8461 §4.2)"
+	} else {
+		req.Reason += ": checked and reported, not enforced"
+	}
+	return nil
+}
+
+// decideLocal applies the operator's rules, which only tighten.
+func (c *Client) decideLocal(d *decision, req *Requirement) error {
+	lp := d.local
+	if lp.DANEOnly && req.Basis != BasisDANE {
+		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host)
+	}
+	if lp.RequireAuthenticated && req.Level < Authenticated {
+		if req.Check != CheckDANE {
+			req.Check = CheckWebPKI
+		}
+		req.Level, req.Basis = Authenticated, BasisLocal
+		req.Reason = appendReason(req.Reason, "local policy requires an authenticated server")
+	}
+	if lp.RequireTLS && req.Level < Encrypted {
+		req.Level, req.Basis = Encrypted, BasisLocal
+		req.Reason = appendReason(req.Reason, "local policy requires TLS")
+	}
+	return nil
+}
+
+// decideREQUIRETLS applies RFC 8689 §4.2.1: the host must come from a
+// DNSSEC-secure MX answer or match the domain's MTA-STS policy, and the
+// server must be authenticated, by DANE or the WebPKI.
+func (c *Client) decideREQUIRETLS(d *decision, req *Requirement) error {
+	stsValidated := req.STS != nil && req.STSMatch && req.Basis != BasisPreloaded
+	if !d.t.mxSecure && !stsValidated {
+		return failure(550, codeREQUIRETLS, nil, "REQUIRETLS: MX host %s was found through an insecure MX answer and no MTA-STS policy validates it (RFC 8689 §4.2.1)", req.Host)
+	}
+	if req.Check == CheckNone {
+		req.Check = CheckWebPKI
+	}
+	if req.Level < Authenticated {
+		req.Level, req.Basis = Authenticated, BasisREQUIRETLS
+	}
+	req.REQUIRETLS = true
+	req.Reason = appendReason(req.Reason, "the message requires REQUIRETLS (RFC 8689)")
+	return nil
+}
+
+func appendReason(reason, more string) string {
+	if reason == "" {
+		return more
+	}
+	return reason + "; " + more
+}
+
+// resultType returns the RFC 8460 result type an error carries (the dane
+// and sts errors have a ResultType method), or def.
+func resultType(err error, def string) string {
+	for e := err; e != nil; {
+		if rt, ok := e.(interface{ ResultType() string }); ok {
+			if t := rt.ResultType(); t != "" {
+				return t
+			}
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			e = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if t := resultType(inner, ""); t != "" {
+					return t
+				}
+			}
+			return def
+		default:
+			return def
+		}
+	}
+	return def
+}

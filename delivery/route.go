@@ -1,0 +1,175 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+	"github.com/sealpost/sealpost/dane"
+)
+
+// target is where one domain's recipients go in one attempt: the MX route
+// (of the recipient domain or of its next hop) and what the security
+// decision needs to know about it.
+type target struct {
+	// domain is the policy domain: the recipient domain, or the next hop's
+	// own domain. Its DANE records, MTA-STS policy and LocalPolicy rules
+	// apply.
+	domain string
+	route  *MXRoute
+	port   uint16
+	// mxSecure says whether the host names came from a DNSSEC-secure MX
+	// answer (or, for a configured "[host]" next hop, from the
+	// configuration, which is as trustworthy): RFC 7672 §2.2.1 and RFC 8689
+	// §4.2.1 depend on it.
+	mxSecure bool
+	// literal is set for an address-literal destination: no DNS-based
+	// policy can apply.
+	literal bool
+}
+
+// nextHop is a parsed smart host: "relay.example", "[smtp.relay.example]",
+// either with ":port".
+type nextHop struct {
+	name    string // lower-case, no trailing dot; an IP address for "[192.0.2.1]"
+	port    uint16
+	noMX    bool // bracketed: the host itself, no MX look-up
+	literal netip.Addr
+}
+
+var codeBadNextHop = smtp.EnhancedCode{4, 3, 5} // system incorrectly configured
+
+// parseNextHop reads a next hop as Message.NextHop documents it.
+func parseNextHop(s string) (nextHop, error) {
+	nh := nextHop{port: 25}
+	host := s
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return nh, failure(451, codeBadNextHop, nil, "next hop %q: missing ']'", s)
+		}
+		host, nh.noMX = s[1:end], true
+		rest := s[end+1:]
+		if rest != "" {
+			p, ok := strings.CutPrefix(rest, ":")
+			if !ok {
+				return nh, failure(451, codeBadNextHop, nil, "next hop %q: unexpected %q after ']'", s, rest)
+			}
+			port, err := parsePort(p)
+			if err != nil {
+				return nh, failure(451, codeBadNextHop, err, "next hop %q: bad port", s)
+			}
+			nh.port = port
+		}
+	} else if h, p, err := net.SplitHostPort(s); err == nil {
+		port, err := parsePort(p)
+		if err != nil {
+			return nh, failure(451, codeBadNextHop, err, "next hop %q: bad port", s)
+		}
+		host, nh.port = h, port
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if a, err := netip.ParseAddr(strings.TrimPrefix(host, "ipv6:")); err == nil {
+		if !nh.noMX {
+			return nh, failure(451, codeBadNextHop, nil, "next hop %q: an address must be written in brackets", s)
+		}
+		nh.literal = a.Unmap()
+	} else if host == "" || strings.ContainsAny(host, " /[]@:") {
+		return nh, failure(451, codeBadNextHop, nil, "next hop %q is not a host name", s)
+	}
+	nh.name = host
+	return nh, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err == nil && n == 0 {
+		err = errors.New("port 0")
+	}
+	return uint16(n), err
+}
+
+// target finds where the recipients of domain go: through the next hop if
+// one is configured, else to the domain's MX hosts.
+func (c *Client) target(ctx context.Context, domain, hop string) (*target, error) {
+	if hop == "" {
+		route, err := resolveMX(ctx, c.resolver, domain, c.cfg.AllowAddressLiterals, c.cfg.Shuffle)
+		if err != nil {
+			return nil, err
+		}
+		return &target{domain: route.Domain, route: route, port: 25, mxSecure: route.Secure, literal: route.Literal.IsValid()}, nil
+	}
+	nh, err := parseNextHop(hop)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case nh.literal.IsValid():
+		route := &MXRoute{Domain: nh.name, Hosts: []MXHost{{Name: nh.literal.String()}}, Literal: nh.literal}
+		return &target{domain: nh.name, route: route, port: nh.port, literal: true}, nil
+	case nh.noMX:
+		// The configured host stands for its own domain, as an implicit MX
+		// does; its name did not come from DNS, so no MX answer can have
+		// been forged (RFC 7672 §2.2.1 is about MX answers).
+		route := &MXRoute{Domain: nh.name, Hosts: []MXHost{{Name: nh.name}}, Secure: true, Implicit: true}
+		return &target{domain: nh.name, route: route, port: nh.port, mxSecure: true}, nil
+	}
+	route, err := resolveMX(ctx, c.resolver, nh.name, false, c.cfg.Shuffle)
+	if err != nil {
+		var de *Error
+		if errors.As(err, &de) && !de.Temporary {
+			// A next hop that does not exist is our configuration's fault,
+			// not the recipient's: retry rather than bounce.
+			return nil, failure(451, codeBadNextHop, err, "next hop %s is not usable", nh.name)
+		}
+		return nil, err
+	}
+	return &target{domain: route.Domain, route: route, port: nh.port, mxSecure: route.Secure}, nil
+}
+
+// addresses returns the addresses of host in the order to try them:
+// IPv6 and IPv4 interleaved, IPv6 first (the order of RFC 8305 §4, tried
+// one after the other), each family in the order DNS gave. Addresses no
+// packet should go to (unspecified, multicast) are dropped.
+func (c *Client) addresses(ctx context.Context, t *target, host MXHost) ([]netip.Addr, error) {
+	if t.literal {
+		return []netip.Addr{t.route.Literal}, nil
+	}
+	ans, err := c.resolver.LookupHost(ctx, host.Name)
+	if err != nil {
+		if errors.Is(err, dane.ErrNXDomain) || errors.Is(err, dane.ErrNoData) {
+			return nil, failure(451, codeNoAddress, err, "MX host %s has no address", host.Name)
+		}
+		return nil, dnsFailure(host.Name, err)
+	}
+	var v4, v6 []netip.Addr
+	for _, a := range ans.Addrs() {
+		a = a.Unmap()
+		switch {
+		case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
+		case a.Is4():
+			v4 = append(v4, a)
+		case !c.cfg.DisableIPv6:
+			v6 = append(v6, a)
+		}
+	}
+	out := make([]netip.Addr, 0, len(v4)+len(v6))
+	for i := 0; i < max(len(v4), len(v6)); i++ {
+		if i < len(v6) {
+			out = append(out, v6[i])
+		}
+		if i < len(v4) {
+			out = append(out, v4[i])
+		}
+	}
+	if len(out) == 0 {
+		return nil, failure(451, codeNoAddress, nil, "MX host %s has no usable address", host.Name)
+	}
+	return out, nil
+}
+
+var codeNoAddress = smtp.EnhancedCode{4, 4, 4} // unable to route

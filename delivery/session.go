@@ -1,0 +1,292 @@
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/sealpost/sealpost/internal/smtpclient"
+	"github.com/sealpost/sealpost/tlsrpt"
+)
+
+// session is an SMTP session ready for mail: greeted, TLS negotiated as
+// its requirement demands and verified, EHLO said (again).
+type session struct {
+	conn     *smtpclient.Conn
+	info     Session
+	key      poolKey
+	messages int       // transactions carried
+	idleAt   time.Time // when it was last put in the pool
+	idle     *time.Timer
+}
+
+// Codes of session failures of our own.
+var (
+	codeConnect       = smtp.EnhancedCode{4, 4, 1}  // no answer from host
+	codeConnection    = smtp.EnhancedCode{4, 4, 2}  // bad connection
+	codeTLSNotOffered = smtp.EnhancedCode{4, 7, 10} // encryption needed
+)
+
+// connectError is a failed session set-up; policy marks a failure of the
+// host's security requirement (as opposed to the network or the server).
+type connectError struct {
+	err    *Error
+	policy bool
+}
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// connect opens a session to ip as host's requirement demands, and records
+// it for TLS-RPT. Opportunistic sessions whose TLS handshake fails are
+// opened again without STARTTLS (RFC 7435 §1.3: opportunistic security
+// falls back to cleartext rather than not deliver).
+func (c *Client) connect(ctx context.Context, a *attempt, host MXHost, ip netip.Addr, req *Requirement, key poolKey) (*session, error) {
+	start := c.now()
+	s, err := c.open(ctx, a, host, ip, req, true)
+	var te *smtpclient.TLSError
+	if err != nil && req.Level == Opportunistic && errors.As(err, &te) {
+		c.log.Info("delivery: TLS handshake failed, retrying without STARTTLS (opportunistic TLS)",
+			"domain", a.d.t.domain, "host", host.Name, "ip", ip.String(), "error", err.Error())
+		s, err = c.open(ctx, a, host, ip, req, false)
+	}
+	if f := c.cfg.Observer.SessionStarted; f != nil {
+		info := a.last
+		if s != nil {
+			info = s.info
+		}
+		f(info, c.now().Sub(start), err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.key = key
+	return s, nil
+}
+
+// open makes one connection; useTLS false skips STARTTLS (the plaintext
+// retry of an opportunistic session).
+func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Addr, req *Requirement, useTLS bool) (*session, error) {
+	port := a.d.t.port
+	info := Session{Domain: a.d.t.domain, MXHost: host.Name, IP: ip, Port: port, Requirement: *req, Auth: NoSession}
+	a.last = info
+	conn, err := c.dialAddr(ctx, a, ip, port)
+	if err != nil {
+		return nil, &connectError{err: failure(451, codeConnect, err, "cannot connect to %s [%s]:%d", host.Name, ip, port)}
+	}
+	if la, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		info.LocalIP = la.AddrPort().Addr().Unmap()
+	}
+	a.last = info
+	sc, err := smtpclient.New(ctx, conn, smtpclient.Options{Timeouts: c.smtpTimeouts(), Trace: c.tracer(host.Name, ip)})
+	if err != nil {
+		return nil, &connectError{err: sessionFailure(host.Name, "greeting", err)}
+	}
+	s := &session{conn: sc, info: info}
+	fail := func(err error) (*session, error) {
+		sc.Close()
+		return nil, err
+	}
+	if err := sc.Hello(ctx, c.hostname); err != nil {
+		return fail(&connectError{err: sessionFailure(host.Name, "EHLO", err)})
+	}
+	s.info.HELO = sc.ServerName()
+	a.last = s.info
+	offered, _ := sc.Extension("STARTTLS")
+	if !offered || !useTLS {
+		if err := c.plaintext(a, s, !offered); err != nil {
+			return fail(err)
+		}
+		return s, nil
+	}
+	v := &verification{c: c, req: req, host: host.Name}
+	err = sc.StartTLS(ctx, c.tlsConfig(req, host.Name, v))
+	var reply *smtpclient.Reply
+	if errors.As(err, &reply) && !errors.Is(err, smtpclient.ErrConnLost) {
+		// The server advertised STARTTLS and then refused it (454): the
+		// session goes on in plaintext, if the requirement allows.
+		if err := c.plaintext(a, s, true); err != nil {
+			return fail(err)
+		}
+		return s, nil
+	}
+	if err != nil {
+		return fail(c.tlsFailed(a, s, v, err))
+	}
+	if err := sc.Hello(ctx, c.hostname); err != nil {
+		return fail(&connectError{err: sessionFailure(host.Name, "EHLO after STARTTLS", err)})
+	}
+	st, _ := sc.TLSState()
+	s.info.HELO = sc.ServerName()
+	s.info.TLSVersion, s.info.CipherSuite = st.Version, st.CipherSuite
+	s.info.Auth = v.auth()
+	a.last = s.info
+	if req.record {
+		c.record(req.report, v.reportFailure(), &s.info)
+	}
+	return s, nil
+}
+
+// plaintext decides whether a session without TLS may carry the message.
+// notSupported says the server offered no STARTTLS (or refused it), which
+// is recorded; a plaintext retry after a failed handshake was recorded as
+// that failure already.
+func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
+	req := &s.info.Requirement
+	s.info.Auth = Plaintext
+	a.last = s.info
+	if notSupported && req.record {
+		// RFC 8460 §4.3.1: the MX did not offer STARTTLS. A DANE host
+		// must (RFC 7672 §2.2): that is "dane-required" there.
+		rt := tlsrpt.ResultSTARTTLSNotSupported
+		if req.Basis == BasisDANE || req.Basis == BasisDANEUnusable {
+			rt = tlsrpt.ResultDANERequired
+		}
+		c.record(req.report, c.failureOf(rt, "", &s.info), &s.info)
+	}
+	if req.Level == Opportunistic {
+		return nil
+	}
+	return &connectError{policy: true, err: failure(451, codeTLSNotOffered, nil,
+		"MX host %s [%s] did not offer STARTTLS, which %s makes mandatory", s.info.MXHost, s.info.IP, req.Basis)}
+}
+
+// tlsFailed records and classifies a failed STARTTLS handshake.
+func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) error {
+	info := &s.info
+	if errors.Is(err, smtpclient.ErrConnLost) && v.err == nil {
+		var te *smtpclient.TLSError
+		if !errors.As(err, &te) {
+			return &connectError{err: sessionFailure(info.MXHost, "STARTTLS", err)}
+		}
+	}
+	req := &info.Requirement
+	if req.record {
+		f := v.reportFailure()
+		if f == nil {
+			// The handshake itself failed (no shared version or cipher, a
+			// reset): RFC 8460 §4.3.1 has only the general type for it.
+			f = c.failureOf(tlsrpt.ResultValidationFailure, handshakeReason(err), info)
+		}
+		c.record(req.report, f, info)
+	}
+	if v.err != nil {
+		return &connectError{policy: true, err: failure(451, codeCertificate, v.err,
+			"MX host %s [%s] failed %s verification", info.MXHost, info.IP, req.Check)}
+	}
+	return &connectError{policy: req.Level > Opportunistic, err: failure(451, codeCertificate, err,
+		"TLS handshake with MX host %s [%s] failed", info.MXHost, info.IP)}
+}
+
+// dialAddr connects to ip:port within the connect timeout, from the source
+// address the domain's rules or the Config choose.
+func (c *Client) dialAddr(ctx context.Context, a *attempt, ip netip.Addr, port uint16) (net.Conn, error) {
+	timeout := c.cfg.Timeouts.Connect
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))
+	if c.dial != nil {
+		return c.dial(ctx, "tcp", addr)
+	}
+	var d net.Dialer
+	src := c.cfg.SourceIPv4
+	if a.src.SourceIPv4.IsValid() {
+		src = a.src.SourceIPv4
+	}
+	if ip.Is6() {
+		src = c.cfg.SourceIPv6
+		if a.src.SourceIPv6.IsValid() {
+			src = a.src.SourceIPv6
+		}
+	}
+	if src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func (c *Client) smtpTimeouts() smtpclient.Timeouts {
+	t := c.cfg.Timeouts
+	return smtpclient.Timeouts{Greeting: t.Greeting, Mail: t.Mail, Rcpt: t.Rcpt, DataInit: t.DataInit,
+		DataBlock: t.DataBlock, DataTerm: t.DataTerm, Command: t.Command, TLSHandshake: t.TLSHandshake}
+}
+
+func (c *Client) tracer(host string, ip netip.Addr) func(smtpclient.Direction, string) {
+	if c.cfg.Trace == nil {
+		return nil
+	}
+	return func(dir smtpclient.Direction, line string) {
+		c.cfg.Trace(TraceLine{Host: host, IP: ip, Sent: dir == smtpclient.Sent, Line: line})
+	}
+}
+
+// sessionFailure turns a failure while setting a session up into an
+// *Error: a server's negative reply keeps its code (and its class decides
+// whether the host failed temporarily or permanently); anything else is a
+// temporary connection failure.
+func sessionFailure(host, step string, err error) *Error {
+	var r *smtpclient.Reply
+	if errors.As(err, &r) && r.Code >= 400 {
+		return replyError(r, err)
+	}
+	return failure(451, codeConnection, err, "session with %s failed at %s", host, step)
+}
+
+// replyError turns a server's negative reply into an *Error.
+func replyError(r *smtpclient.Reply, err error) *Error {
+	e := &Error{Temporary: r.Code < 500, Code: r.Code, Enhanced: smtp.EnhancedCode(r.Enhanced), Message: r.Text, Remote: true, Err: err}
+	if !r.HasEnhanced() {
+		// RFC 3463 §3: without one from the server, the class follows
+		// the reply code and the rest is "other or undefined".
+		e.Enhanced = smtp.EnhancedCode{r.Code / 100, 0, 0}
+	}
+	return e
+}
+
+func handshakeReason(err error) string {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return "tls-alert-" + strconv.Itoa(int(ae))
+	}
+	var re tls.RecordHeaderError
+	if errors.As(err, &re) {
+		return "tls-record-header"
+	}
+	return "tls-handshake-failed"
+}
+
+// failureOf builds the RFC 8460 failure details of a session.
+func (c *Client) failureOf(rt tlsrpt.ResultType, reason string, info *Session) *tlsrpt.Failure {
+	return &tlsrpt.Failure{ResultType: rt, SendingMTAIP: info.LocalIP, ReceivingMXHostname: info.MXHost,
+		ReceivingMXHelo: info.HELO, ReceivingIP: info.IP, FailureReasonCode: reason}
+}
+
+// record hands a session to the TLS-RPT recorder.
+func (c *Client) record(p tlsrpt.Policy, f *tlsrpt.Failure, info *Session) {
+	if c.cfg.TLSRPT == nil {
+		return
+	}
+	if f != nil && info != nil && f.ReceivingMXHostname == "" {
+		f.ReceivingMXHostname, f.SendingMTAIP, f.ReceivingIP, f.ReceivingMXHelo = info.MXHost, info.LocalIP, info.IP, info.HELO
+	}
+	c.cfg.TLSRPT.Record(tlsrpt.Session{Time: c.now(), Policy: p, Failure: f})
+}
+
+// recordFailure records a failure decided before any connection (a TLSA
+// look-up that failed, a host outside the MTA-STS policy).
+func (c *Client) recordFailure(p tlsrpt.Policy, rt tlsrpt.ResultType, host, reason string) {
+	c.record(p, &tlsrpt.Failure{ResultType: rt, ReceivingMXHostname: host, FailureReasonCode: reason}, nil)
+}
+
+// resultTypeOf is resultType for the tlsrpt type.
+func resultTypeOf(err error, def tlsrpt.ResultType) tlsrpt.ResultType {
+	return tlsrpt.ResultType(resultType(err, string(def)))
+}

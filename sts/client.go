@@ -1,7 +1,12 @@
 package sts
 
 import (
+	"context"
 	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
 	"time"
 )
 
@@ -13,13 +18,43 @@ import (
 // meant to be shared; it must not be copied after first use, and its fields
 // must not change once it is in use.
 type Client struct {
+	// Resolver looks up _mta-sts TXT records. Nil means the system's
+	// resolver (net.DefaultResolver), which neither validates DNSSEC nor
+	// caches; sealpost's *dane.Resolver does both.
+	Resolver TXTResolver
+
+	// HTTPClient fetches policies. Its CheckRedirect is replaced (a copy
+	// is made) so that redirects are never followed (RFC 8461 §3.3); its
+	// transport must verify certificates against the WebPKI, as the
+	// default one does. Nil means a client that verifies against RootCAs,
+	// dials with DialContext, uses no proxy and no idle connections.
+	HTTPClient *http.Client
+
+	// DialContext opens the TCP connections of policy fetches when
+	// HTTPClient is nil. Nil means a net.Dialer, which resolves the
+	// policy host with the system's resolver.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	// RootCAs are the roots the certificates of MX hosts (and of policy
 	// hosts, when HTTPClient is nil) must chain to. Nil means the system's
 	// roots.
 	RootCAs *x509.CertPool
 
-	// Now is the clock. Nil means time.Now.
+	// Timeout bounds one policy fetch: connecting, TLS, the answer and its
+	// body. Zero means DefaultTimeout.
+	Timeout time.Duration
+
+	// Now is the clock, for cache expiry and certificate validity. Nil
+	// means time.Now.
 	Now func() time.Time
+
+	// Logger receives what the client does on its own: policies fetched,
+	// fetches that failed while a cached policy stood in, refreshes.
+	// Nil means no logging.
+	Logger *slog.Logger
+
+	httpOnce sync.Once
+	http     *http.Client
 }
 
 func (c *Client) now() time.Time {
@@ -28,3 +63,13 @@ func (c *Client) now() time.Time {
 	}
 	return time.Now()
 }
+
+func (c *Client) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return discardLogger
+}
+
+// discardLogger is immutable, so sharing it is not global state.
+var discardLogger = slog.New(slog.DiscardHandler)

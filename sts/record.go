@@ -79,8 +79,9 @@ func isRecordCandidate(txt string) bool {
 
 // selectRecord applies RFC 8461 §3.1 to all TXT records of _mta-sts.<domain>:
 // records that are not MTA-STS records are discarded, and exactly one must
-// remain and be valid.
-func selectRecord(txts []string) (Record, error) {
+// remain and be valid. It returns how many remained and, when exactly one
+// did, the record parsed.
+func selectRecord(txts []string) (Record, int, error) {
 	n, which := 0, 0
 	for i, t := range txts {
 		if isRecordCandidate(t) {
@@ -88,13 +89,11 @@ func selectRecord(txts []string) (Record, error) {
 			which = i
 		}
 	}
-	switch n {
-	case 0:
-		return Record{}, ErrNoRecord
-	case 1:
-		return ParseRecord(txts[which])
+	if n != 1 {
+		return Record{}, n, nil
 	}
-	return Record{}, fmt.Errorf("%d records start with %s, exactly one must: %w", n, recordVersion, ErrSeveralRecords)
+	rec, err := ParseRecord(txts[which])
+	return rec, 1, err
 }
 
 // validID reports whether id is 1*32(ALPHA / DIGIT) (RFC 8461 §3.1).

@@ -84,15 +84,22 @@ func TestSelectRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec, err := selectRecord(tt.txts)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("selectRecord(%q) = %+v, %v; want %v", tt.txts, rec, err, tt.wantErr)
+			rec, n, err := selectRecord(tt.txts)
+			switch {
+			case tt.wantErr == ErrNoRecord:
+				if n != 0 {
+					t.Fatalf("selectRecord(%q) found %d candidates, want none", tt.txts, n)
 				}
-				return
-			}
-			if err != nil || rec.ID != tt.wantID {
-				t.Fatalf("selectRecord(%q) = %+v, %v; want id %q", tt.txts, rec, err, tt.wantID)
+			case tt.wantErr == ErrSeveralRecords:
+				if n < 2 {
+					t.Fatalf("selectRecord(%q) found %d candidates, want several", tt.txts, n)
+				}
+			case tt.wantErr != nil:
+				if n != 1 || !errors.Is(err, tt.wantErr) {
+					t.Fatalf("selectRecord(%q) = %+v, %d, %v; want %v", tt.txts, rec, n, err, tt.wantErr)
+				}
+			case n != 1 || err != nil || rec.ID != tt.wantID:
+				t.Fatalf("selectRecord(%q) = %+v, %d, %v; want id %q", tt.txts, rec, n, err, tt.wantID)
 			}
 		})
 	}

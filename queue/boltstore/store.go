@@ -53,7 +53,10 @@ var (
 	bucketMeta   = []byte("queue.meta")   // counters
 )
 
-var allBuckets = [][]byte{bucketMsg, bucketBody, bucketDue, bucketLeased, bucketMeta}
+var allBuckets = [][]byte{
+	bucketMsg, bucketBody, bucketDue, bucketLeased, bucketMeta,
+	bucketRPTCounts, bucketRPTSubs, bucketRPTSupp,
+}
 
 // Open opens or creates the store at path.
 func Open(path string, opts *Options) (*Store, error) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -111,12 +112,15 @@ func TestRecordErrorSaysWhatWasExpected(t *testing.T) {
 // fakeTXT is a TXTResolver answering from a map; names without an entry
 // do not exist.
 type fakeTXT struct {
+	mu      sync.Mutex
 	answers map[string][]string
 	err     error
 	asked   []string
 }
 
 func (f *fakeTXT) LookupTXT(_ context.Context, name string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.asked = append(f.asked, name)
 	if f.err != nil {
 		return nil, f.err

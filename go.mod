@@ -8,6 +8,7 @@ require (
 	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/miekg/dns v1.1.68 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
+	golang.org/x/crypto v0.38.0 // indirect
 	golang.org/x/mod v0.24.0 // indirect
 	golang.org/x/net v0.40.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // MediaTypeGzip and MediaTypeJSON are the media types of a report
@@ -169,4 +170,206 @@ func insecureClient(client *http.Client) (*http.Client, bool) {
 	c := *client
 	c.Transport = t
 	return &c, true
+}
+
+// errNotDue leaves a submission as it is in UpdateSubmission.
+var errNotDue = errors.New("tlsrpt: submission not due")
+
+// submitDomain makes one attempt at the report of one domain for one day,
+// if one is due. pending says whether the submission is still unsettled.
+func (r *Reporter) submitDomain(ctx context.Context, day Day, domain string, sups *suppressions) (pending bool, err error) {
+	now := r.cfg.Now()
+	var sub Submission
+	err = r.store.UpdateSubmission(ctx, day, domain, func(s *Submission) error {
+		sub = *s
+		if s.Outcome != "" || now.Before(s.Next) || now.Before(s.Lease) {
+			return errNotDue
+		}
+		if s.ReportID == "" {
+			s.ReportID = NewReportID(day, domain, r.cfg.Submitter)
+			s.First = now
+		}
+		s.Attempts++
+		s.Lease = now.Add(leaseTime)
+		sub = *s
+		sub.Destinations = append([]Destination(nil), s.Destinations...)
+		return nil
+	})
+	if errors.Is(err, errNotDue) {
+		return sub.Outcome == "", nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("tlsrpt: claiming the report of %s for %s: %w", day, domain, err)
+	}
+
+	outcome, attemptErr := r.attempt(ctx, &sub, sups)
+	if outcome == "" && !now.Before(sub.First.Add(r.cfg.RetryPeriod)) {
+		// RFC 8460 §5.5: redelivery for up to 24 hours after the first attempt.
+		outcome = OutcomeFailed
+	}
+	// RFC 8460 §5.5: exponential backoff, the last try when the retry
+	// period ends.
+	next := now.Add(r.backoff(sub.Attempts))
+	if end := sub.First.Add(r.cfg.RetryPeriod); next.After(end) {
+		next = end
+	}
+	err = r.store.UpdateSubmission(context.WithoutCancel(ctx), day, domain, func(s *Submission) error {
+		s.Destinations = sub.Destinations
+		s.Lease = time.Time{}
+		s.Outcome = outcome
+		s.Next = next
+		return nil
+	})
+	if err != nil {
+		return true, fmt.Errorf("tlsrpt: recording the attempt at the report of %s for %s: %w", day, domain, err)
+	}
+	if attemptErr != nil {
+		r.log.Warn("tlsrpt: report submission failed", "day", day, "domain", domain,
+			"attempt", sub.Attempts, "outcome", outcome, "err", attemptErr)
+	}
+	return outcome == "", nil
+}
+
+// backoff returns the wait after the given number of attempts:
+// RetryInterval, doubled with each attempt, at most RetryPeriod.
+func (r *Reporter) backoff(attempts int) time.Duration {
+	d := r.cfg.RetryInterval
+	for i := 1; i < attempts && d < r.cfg.RetryPeriod; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.RetryPeriod)
+}
+
+// attempt looks up the domain's record, builds the report and submits it
+// to every destination not yet settled. It updates sub.Destinations and
+// returns the outcome, empty when a retry is needed.
+func (r *Reporter) attempt(ctx context.Context, sub *Submission, sups *suppressions) (Outcome, error) {
+	if _, ok := sups.active(SuppressDomain, sub.Domain); ok {
+		return OutcomeSuppressed, nil
+	}
+	rec, err := LookupRecord(ctx, r.cfg.Resolver, sub.Domain)
+	if err != nil {
+		if isPermanent(err) {
+			return OutcomeNoRecord, nil
+		}
+		return "", err
+	}
+	counts, err := r.store.DayCounts(ctx, sub.Day, sub.Domain)
+	if err != nil {
+		return "", err
+	}
+	h := r.header
+	h.ReportID = sub.ReportID
+	report := NewReport(h, sub.Day, counts)
+	js, err := report.JSON()
+	if err != nil {
+		return "", err
+	}
+	gz := Gzip(js)
+
+	var errs []error
+	for _, rua := range rec.RUA {
+		d := destination(sub, rua.URI)
+		if !d.Delivered.IsZero() || d.Permanent {
+			continue
+		}
+		if sup, ok := sups.active(SuppressRUA, ruaKey(rua)); ok {
+			d.Permanent, d.Error = true, suppressedPrefix+sup.Reason
+			continue
+		}
+		d.Attempts++
+		err := r.deliver(ctx, rua, sub.Domain, report, gz)
+		switch {
+		case err == nil:
+			d.Delivered, d.Error = r.cfg.Now(), ""
+		case isPermanent(err):
+			d.Permanent, d.Error = true, err.Error()
+			errs = append(errs, err)
+			r.suppress(ctx, rua, err, sups)
+		default:
+			d.Error = err.Error()
+			errs = append(errs, err)
+		}
+	}
+	return settle(sub, rec), errors.Join(errs...)
+}
+
+// suppressedPrefix starts the Error of a destination left out because it
+// is on the suppression list.
+const suppressedPrefix = "suppressed: "
+
+// settle returns the outcome of a submission to the destinations of rec:
+// empty while one of them may still accept the report.
+func settle(sub *Submission, rec *Record) Outcome {
+	delivered, suppressed := 0, 0
+	for _, rua := range rec.RUA {
+		d := destination(sub, rua.URI)
+		switch {
+		case !d.Delivered.IsZero():
+			delivered++
+		case !d.Permanent:
+			return ""
+		case strings.HasPrefix(d.Error, suppressedPrefix):
+			suppressed++
+		}
+	}
+	switch {
+	case delivered > 0:
+		return OutcomeSent
+	case suppressed == len(rec.RUA):
+		return OutcomeSuppressed
+	default:
+		return OutcomeFailed
+	}
+}
+
+// destination returns the state of uri in sub, adding it if new.
+func destination(sub *Submission, uri string) *Destination {
+	for i := range sub.Destinations {
+		if sub.Destinations[i].URI == uri {
+			return &sub.Destinations[i]
+		}
+	}
+	sub.Destinations = append(sub.Destinations, Destination{URI: uri})
+	return &sub.Destinations[len(sub.Destinations)-1]
+}
+
+// suppress puts a destination that refused a report for good on the
+// suppression list; a destination this Reporter cannot use (mail without
+// a MailSender) is not the destination's fault and is not suppressed.
+func (r *Reporter) suppress(ctx context.Context, rua RUA, err error, sups *suppressions) {
+	if errors.Is(err, errNoMailSender) {
+		return
+	}
+	now := r.cfg.Now()
+	sup := Suppression{Kind: SuppressRUA, Value: ruaKey(rua), Until: now.Add(r.cfg.SuppressFor),
+		Reason: truncate(err.Error(), 500), Created: now}
+	sups.add(sup)
+	if err := r.store.Suppress(context.WithoutCancel(ctx), sup); err != nil {
+		r.log.Warn("tlsrpt: suppressing a destination failed", "rua", rua.URI, "err", err)
+	}
+}
+
+var errNoMailSender = errors.New("no MailSender configured for mailto: destinations")
+
+// deliver submits a report to one destination.
+func (r *Reporter) deliver(ctx context.Context, rua RUA, domain string, report *Report, gz []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.SubmitTimeout)
+	defer cancel()
+	if !rua.IsMail() {
+		return postReport(ctx, r.http, rua.URI, gz, !r.cfg.StrictHTTPS)
+	}
+	if r.cfg.MailSender == nil {
+		return &SubmitError{URI: rua.URI, Permanent: true, Err: errNoMailSender}
+	}
+	m := reportMail{from: r.from, to: rua.Address, submitter: r.cfg.Submitter, policyDomain: domain,
+		report: report, gz: gz, date: r.cfg.Now()}
+	signed, err := r.cfg.MailSigner.Sign(m.compose())
+	if err != nil {
+		return &SubmitError{URI: rua.URI, Err: fmt.Errorf("DKIM signing: %w", err)}
+	}
+	if err := r.cfg.MailSender.SendReport(ctx, r.from, []string{rua.Address}, signed); err != nil {
+		return &SubmitError{URI: rua.URI, Permanent: isPermanent(err), Err: err}
+	}
+	return nil
 }

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRun runs the program's entry end to end against the loopback world:
+// flags, the resolver named with -resolver, the report and the exit status.
+func TestRun(t *testing.T) {
+	w := newWorld(t)
+	w.build(t, domainSetup{})
+	w.build(t, domainSetup{Domain: "warn.example", NoTLSRPT: true})
+	w.build(t, domainSetup{Domain: "bad.example", Hosts: []hostSetup{{Name: "mx1", NoSTARTTLS: true}}})
+
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		env := w.env
+		env.Resolver = nil // -resolver must provide it
+		var stdout, stderr bytes.Buffer
+		env.Stderr = &stderr
+		code := run(ctx, args, &stdout, env)
+		return stdout.String(), stderr.String(), code
+	}
+
+	t.Run("well-configured domain exits 0", func(t *testing.T) {
+		out, errOut, code := run("-resolver", w.DNS.Addr, "-timeout", "2s", "Good.Example.")
+		if code != exitOK {
+			t.Errorf("exit %d, want %d\n%s%s", code, exitOK, out, errOut)
+		}
+		for _, s := range []string{"good.example", "MTA-STS (RFC 8461)", "0 errors, 0 warnings"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("output lacks %q:\n%s", s, out)
+			}
+		}
+		if strings.Contains(out, "\x1b[") {
+			t.Errorf("colour written to a buffer:\n%q", out)
+		}
+	})
+	t.Run("warnings exit 1", func(t *testing.T) {
+		out, _, code := run("-resolver", w.DNS.Addr, "warn.example")
+		if code != exitWarnings {
+			t.Errorf("exit %d, want %d\n%s", code, exitWarnings, out)
+		}
+		if !strings.Contains(out, `     _smtp._tls.warn.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@warn.example"`+"\n") {
+			t.Errorf("output lacks the TLS-RPT fix:\n%s", out)
+		}
+	})
+	t.Run("errors exit 2, as JSON", func(t *testing.T) {
+		out, _, code := run("-json", "-resolver", w.DNS.Addr, "bad.example")
+		if code != exitErrors {
+			t.Errorf("exit %d, want %d\n%s", code, exitErrors, out)
+		}
+		var got struct {
+			Domain   string
+			Errors   int
+			Findings []struct{ Area, Subject, Severity, Message, Fix string }
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, out)
+		}
+		if got.Domain != "bad.example" || got.Errors == 0 {
+			t.Errorf("domain %q, %d errors; want bad.example with errors", got.Domain, got.Errors)
+		}
+		found := false
+		for _, f := range got.Findings {
+			if f.Area == AreaHosts && f.Severity == "error" && strings.Contains(f.Message, "STARTTLS") && f.Fix != "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no STARTTLS error with a fix in %s", out)
+		}
+	})
+	for _, tc := range []struct {
+		name, stderr string
+		args         []string
+	}{
+		{"no domain", "usage: check", nil},
+		{"two domains", "usage: check", []string{"a.example", "b.example"}},
+		{"unknown flag", "flag provided but not defined", []string{"-colour", "a.example"}},
+		{"an address", "is an address", []string{"192.0.2.1"}},
+		{"a U-label", "A-label", []string{"exämple.com"}},
+		{"bad label", "not a domain name", []string{"a..example"}},
+		{"bad resolver", "-resolver", []string{"-resolver", "dns.example", "a.example"}},
+	} {
+		t.Run("usage: "+tc.name, func(t *testing.T) {
+			out, errOut, code := run(tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.stderr) || out != "" {
+				t.Errorf("exit %d, stderr %q, stdout %q; want %d, %q and no report", code, errOut, out, exitUsage, tc.stderr)
+			}
+		})
+	}
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"", 10, []string{""}},
+		{"one two three", 7, []string{"one two", "three"}},
+		{"a verylongword b", 4, []string{"a", "verylongword", "b"}},
+		{"§§§ §§§", 7, []string{"§§§ §§§"}}, // widths count characters, not bytes
+	} {
+		got := wrap(tc.in, tc.width)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
+		}
+	}
+}

@@ -17,7 +17,7 @@
 //   - §4.4, §4.5: the JSON report (Report), built deterministically.
 //   - §5.1–§5.3: gzip, the file name (FileName), the report mail
 //     (multipart/report; report-type="tlsrpt", TLS-Report-Domain,
-//     TLS-Report-Submitter, the Subject), DKIM through a MailSigner.
+//     TLS-Report-Submitter, the Subject), DKIM-signed (DKIMSigner).
 //   - §5.4: HTTPS POST of application/tlsrpt+gzip.
 //   - §5.5: retries with exponential backoff for 24 hours.
 //
@@ -58,10 +58,11 @@
 //     308) are followed. Report mail carries "TLS-Required: No" (RFC 8689)
 //     so that the MTA delivers it without the recipient's TLS policy, and
 //     "Auto-Submitted: auto-generated" (RFC 3834).
-//   - DKIM: the MailSigner must sign the TLS-RPT header fields (§5.3
-//     SHOULD) and never use "l=" (§3). Publish the key with
-//     "s=email:tlsrpt": §3 asks for the tlsrpt service type, and verifiers
-//     such as go-msgauth require email.
+//   - DKIM (DKIMSigner, on go-msgauth): one signature per configured key,
+//     so an RSA and an Ed25519 key give two; relaxed/relaxed, SHA-256,
+//     never "l=" (§3), the TLS-RPT header fields signed (§5.3 SHOULD).
+//     Publish the key with "s=email:tlsrpt": §3 asks for the tlsrpt
+//     service type, and verifiers such as go-msgauth require email.
 //   - Timing: a day's reports leave at a random time between 00:15 and
 //     04:15 UTC the next day (§4.1 asks for a delay). A crash loses at most
 //     the counts of one flush interval (a minute), and a crash between
@@ -95,7 +96,7 @@
 //	rep, err := tlsrpt.NewReporter(tlsrpt.Config{
 //		OrganizationName: "Example Mail", Submitter: "mail.example.net",
 //		Recorder: rec, Resolver: resolver,
-//		MailSender: queue, MailSigner: dkimSigner,
+//		MailSender: queue, MailSigner: signer, // tlsrpt.NewDKIMSigner(keys...)
 //	})
 //	go rep.Run(ctx) // sends yesterday's reports every night
 //	// and the delivery engine, after each TLS session:

@@ -47,8 +47,8 @@ type Config struct {
 	// MailSender hands report mail to the MTA. Nil means mailto:
 	// destinations are not used.
 	MailSender MailSender
-	// MailSigner DKIM-signs report mail (RFC 8460 §3: MUST). Required when
-	// MailSender is set.
+	// MailSigner DKIM-signs report mail (RFC 8460 §3: MUST), such as a
+	// DKIMSigner. Required when MailSender is set.
 	MailSigner MailSigner
 	// HTTPClient POSTs reports to https: destinations. Nil means a client
 	// with its own copy of http.DefaultTransport.

@@ -12,8 +12,9 @@ import (
 
 // MailSigner adds a DKIM signature to a report mail. RFC 8460 §3: reports
 // sent by mail MUST carry a valid DKIM signature by the reporting domain,
-// and receivers MUST ignore those that do not. Signers built on
-// go-msgauth's dkim package (the queue's DKIMSigner, for one) satisfy it.
+// and receivers MUST ignore those that do not. DKIMSigner is this
+// package's implementation on go-msgauth; the queue's DKIM signer
+// satisfies the interface too, so one key can sign bounces and reports.
 type MailSigner interface {
 	// Sign returns msg (CRLF line endings) with DKIM-Signature header
 	// fields prepended.

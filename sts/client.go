@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Client answers the question the delivery engine asks for every recipient
@@ -48,6 +50,25 @@ type Client struct {
 	// means time.Now.
 	Now func() time.Time
 
+	// Store keeps cached policies across restarts (RFC 8461 §10.2); the
+	// client reads it once, on first use, and writes every change
+	// through. Nil means policies are cached in memory only.
+	Store Store
+
+	// RecordCheckInterval is how long a cached policy is served without
+	// looking up the TXT record again to see whether its id changed.
+	// Zero means every Lookup looks it up, which is what RFC 8461 §5.1
+	// describes; with a caching resolver that is cheap.
+	RecordCheckInterval time.Duration
+
+	// RefetchInterval is the least time between two Refetch calls that
+	// fetch one domain's policy. Zero means DefaultRefetchInterval.
+	RefetchInterval time.Duration
+
+	// RefreshInterval is how often Run looks for policies due for
+	// renewal. Zero means DefaultRefreshInterval.
+	RefreshInterval time.Duration
+
 	// Logger receives what the client does on its own: policies fetched,
 	// fetches that failed while a cached policy stood in, refreshes.
 	// Nil means no logging.
@@ -55,6 +76,12 @@ type Client struct {
 
 	httpOnce sync.Once
 	http     *http.Client
+
+	cache  cache
+	flight singleflight.Group
+
+	failMu   sync.Mutex
+	failures map[string]fetchFailure // recent failed fetches, by domain
 }
 
 func (c *Client) now() time.Time {

@@ -62,7 +62,7 @@ func handshakeWith(cert tls.Certificate, clientConfig *tls.Config) (tls.Connecti
 	return cl.ConnectionState(), err
 }
 
-func newCA(t *testing.T, name string) *testenv.CA {
+func newCA(t testing.TB, name string) *testenv.CA {
 	t.Helper()
 	ca, err := testenv.NewCA(name)
 	if err != nil {

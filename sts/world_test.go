@@ -91,7 +91,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // world is a loopback world for the sts client: the fake TXT resolver, the
 // test environment's HTTPS policy server and dialer, a CA and a clock.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *testenv.CA
 	srv    *testenv.PolicyServer
 	dialer *testenv.Dialer
@@ -100,7 +100,7 @@ type world struct {
 	client *Client
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ca := newCA(t, "sts test root")
 	srv, err := testenv.StartPolicyServer(ca)

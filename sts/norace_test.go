@@ -1,0 +1,5 @@
+//go:build !race
+
+package sts
+
+const raceEnabled = false

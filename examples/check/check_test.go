@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -41,6 +42,8 @@ type hostSetup struct {
 	CertName   string              // name in the certificate; default the host's name
 	TLSA       string              // TLSA rdata; default "3 1 1" for its key; "-" for none
 	Refuse     bool                // connections to it are refused
+	Blackhole  bool                // connections to it hang
+	TLS        [2]uint16           // minimum and maximum TLS version of the sink
 }
 
 type world struct {
@@ -96,7 +99,7 @@ func (w *world) build(t *testing.T, s domainSetup) {
 			pref = uint16(10 * (i + 1))
 		}
 		must(w.DNS.Add(fmt.Sprintf("%s. 300 IN MX %d %s.", d, pref, name)))
-		opts := testenv.SMTPOptions{}
+		opts := testenv.SMTPOptions{MinTLSVersion: h.TLS[0], MaxTLSVersion: h.TLS[1]}
 		certName := h.CertName
 		if certName == "" {
 			certName = name
@@ -109,6 +112,9 @@ func (w *world) build(t *testing.T, s domainSetup) {
 		must(err)
 		if h.Refuse {
 			w.Dialer.Refuse(ip + ":25")
+		}
+		if h.Blackhole {
+			w.Dialer.Blackhole(ip + ":25")
 		}
 		switch h.TLSA {
 		case "":
@@ -454,6 +460,21 @@ func TestMisconfigurations(t *testing.T) {
 			want: []want{{AreaHosts, "mx1.good.example", Warning, "certificate expires in 3 days"}},
 		},
 		{
+			name: "MX host offers only TLS 1.1 under an enforced policy",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{Hosts: []hostSetup{{Name: "mx1", TLS: [2]uint16{tls.VersionTLS10, tls.VersionTLS11}}, {Name: "mx2"}}}
+			},
+			want: []want{{AreaHosts, "mx1.good.example", Error, "negotiates TLS 1.1, older than the TLS 1.2 MTA-STS requires"}},
+		},
+		{
+			name: "MX host that never answers",
+			setup: func(t *testing.T, w *world) domainSetup {
+				w.env.Timeout = 300 * time.Millisecond
+				return domainSetup{Hosts: []hostSetup{{Name: "mx1"}, {Name: "mx2", Blackhole: true}}}
+			},
+			want: []want{{AreaHosts, "mx2.good.example", Error, "cannot connect to port 25"}},
+		},
+		{
 			name: "bad TLS-RPT record",
 			setup: func(*testing.T, *world) domainSetup {
 				return domainSetup{TLSRPT: "v=TLSRPTv1; rua=ftp://reports.good.example/"}
@@ -590,4 +611,32 @@ func TestResolverNotValidating(t *testing.T) {
 		want{AreaResolver, "", Warning, "does not validate DNSSEC"},
 		want{AreaDANE, "", Warning, "not checked"},
 	)
+}
+
+// TestDANEThroughUnsignedMX: a signed provider's host with TLSA records,
+// named by the MX records of an unsigned domain. The records are checked
+// (RFC 7672 §2.2.1 allows senders to use them), with a warning that many
+// senders do not.
+func TestDANEThroughUnsignedMX(t *testing.T) {
+	w := newWorld(t)
+	w.build(t, domainSetup{Domain: "provider.example", NoSTS: true, Hosts: []hostSetup{{Name: "mx"}}})
+	w.build(t, domainSetup{Domain: "customer.example", Zone: testenv.Insecure, NoSTS: true, Hosts: []hostSetup{},
+		Extra: []string{"@ 300 IN MX 10 mx.provider.example."}})
+	expect(t, w.check(t, "customer.example"),
+		want{AreaMX, "customer.example", OK, "10 mx.provider.example (not DNSSEC-signed)"},
+		want{AreaDANE, "mx.provider.example", Warning, "MX records are not DNSSEC-signed"},
+		want{AreaDANE, "mx.provider.example", OK, "certificate matches TLSA 3 1 1"},
+	)
+}
+
+// TestInjectedHTTPClient: a caller's HTTP client, which follows redirects,
+// is used for the fetch, and still never follows one (RFC 8461 §3.3).
+func TestInjectedHTTPClient(t *testing.T) {
+	w := newWorld(t)
+	w.build(t, domainSetup{Policies: &testenv.PolicyResponse{Location: "https://mta-sts.good.example/elsewhere"}})
+	w.env.HTTPClient = w.Dialer.HTTPClient(w.CA.Pool())
+	expect(t, w.check(t, "good.example"), want{AreaSTS, "mta-sts.good.example", Error, "redirects are not followed"})
+	if n := w.Policies.Fetches("good.example"); n != 1 {
+		t.Errorf("policy fetched %d times, want 1", n)
+	}
 }

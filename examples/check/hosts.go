@@ -104,7 +104,7 @@ func judgeProbe(env *Env, p *probe, subject string, pol *sts.Policy, req *dane.R
 		}
 	default:
 		sev, consequence := webPKISeverity(pol, p.Host, daneHost)
-		rep.add(AreaHosts, subject, sev, describeCertProblem(err, cs.PeerCertificates, p.Host)+consequence, certFix(err, p.Host))
+		rep.add(AreaHosts, subject, sev, describeTLSProblem(err, cs, p.Host)+consequence, certFix(err, cs, p.Host))
 	}
 	if req != nil {
 		verifyDANE(req, subject, cs.PeerCertificates, env, rep)
@@ -130,10 +130,16 @@ func webPKISeverity(pol *sts.Policy, host string, daneHost bool) (Severity, stri
 
 func enforced(pol *sts.Policy) bool { return pol != nil && pol.Mode == sts.ModeEnforce }
 
-// describeCertProblem says, in terms a certificate's owner knows, why the
-// WebPKI check failed.
-func describeCertProblem(err error, chain []*x509.Certificate, host string) string {
-	leaf := chain[0]
+// describeTLSProblem says, in terms a server's operator knows, why the
+// session failed the RFC 8461 §4.2 rule.
+func describeTLSProblem(err error, cs tls.ConnectionState, host string) string {
+	if cs.Version < tls.VersionTLS12 {
+		return fmt.Sprintf("negotiates %s, older than the TLS 1.2 MTA-STS requires (RFC 8461 §4.2)", tls.VersionName(cs.Version))
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return "the server sent no certificate"
+	}
+	leaf := cs.PeerCertificates[0]
 	switch {
 	case errors.Is(err, sts.ErrCertificateExpired):
 		return fmt.Sprintf("certificate expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly))
@@ -149,8 +155,10 @@ func describeCertProblem(err error, chain []*x509.Certificate, host string) stri
 	return "certificate check fails: " + err.Error()
 }
 
-func certFix(err error, host string) string {
+func certFix(err error, cs tls.ConnectionState, host string) string {
 	switch {
+	case cs.Version < tls.VersionTLS12:
+		return "enable TLS 1.2 and 1.3 on the server"
 	case errors.Is(err, sts.ErrCertificateExpired):
 		return "renew the certificate, and let an ACME client renew it from now on"
 	case errors.Is(err, sts.ErrHostMismatch):

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestRun runs the program's entry end to end against the loopback world:
@@ -115,4 +116,44 @@ func TestWrap(t *testing.T) {
 			t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
 		}
 	}
+}
+
+// FuzzNormalizeDomain: whatever a user types, normalizeDomain never
+// panics, and what it accepts is lower-case ASCII without a trailing dot,
+// which it accepts again unchanged.
+func FuzzNormalizeDomain(f *testing.F) {
+	for _, s := range []string{"Example.COM.", "a..b", "-a.example", "exämple.com", "192.0.2.1", "[::1]", " x.example ", "_smtp._tls.example", strings.Repeat("a.", 130)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := normalizeDomain(s)
+		if err != nil {
+			return
+		}
+		if d == "" || strings.HasSuffix(d, ".") || d != strings.ToLower(d) || len(d) > 253 {
+			t.Fatalf("normalizeDomain(%q) = %q", s, d)
+		}
+		if again, err := normalizeDomain(d); err != nil || again != d {
+			t.Fatalf("normalizeDomain(%q) = %q, %v; want it unchanged", d, again, err)
+		}
+	})
+}
+
+// FuzzWrap: wrapping keeps every word, in order, and breaks lines only
+// where a word would overflow.
+func FuzzWrap(f *testing.F) {
+	f.Add("one two three", 7)
+	f.Add("fix: publish _25._tcp.mx.example.com. IN TLSA 3 1 1 0123456789abcdef", 20)
+	f.Fuzz(func(t *testing.T, s string, width int) {
+		width = 1 + int(uint(width)%200)
+		lines := wrap(s, width)
+		if got, want := strings.Join(lines, " "), strings.Join(strings.Fields(s), " "); got != want {
+			t.Fatalf("wrap(%q, %d) = %q: words changed", s, width, lines)
+		}
+		for _, l := range lines {
+			if utf8.RuneCountInString(l) > width && strings.Contains(l, " ") {
+				t.Fatalf("wrap(%q, %d): line %q is too long", s, width, l)
+			}
+		}
+	})
 }

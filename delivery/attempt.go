@@ -63,16 +63,15 @@ func (a *attempt) run(ctx context.Context) {
 		st = c.lookupSTS(ctx, t.domain, local)
 	}
 	a.d = &decision{t: t, sts: st, local: local, msg: a.msg, now: c.now()}
-	for _, host := range t.route.Hosts {
-		if len(a.pending) == 0 || ctx.Err() != nil {
-			break
+	a.walk(ctx)
+	if len(a.pending) > 0 && st != nil && st.enforced() && !st.preloaded && a.policyFailed() && ctx.Err() == nil {
+		// RFC 8461 §5: before giving up under an enforced policy, check
+		// for an updated one (rate-limited by the sts client); a changed
+		// policy gets one more walk over the hosts.
+		if fresh := c.refetchSTS(ctx, t.domain, st, local); fresh != nil {
+			a.d.sts = fresh
+			a.walk(ctx)
 		}
-		req, err := c.decide(ctx, a.d, host)
-		if err != nil {
-			a.hostFailed(host.Name, netip.Addr{}, err, true)
-			continue
-		}
-		a.tryHost(ctx, host, req)
 	}
 	if len(a.pending) == 0 {
 		return
@@ -80,13 +79,21 @@ func (a *attempt) run(ctx context.Context) {
 	if ctx.Err() != nil {
 		a.failures = append(a.failures, hostFailure{err: failure(451, smtp.EnhancedCode{4, 4, 7}, ctx.Err(), "delivery attempt abandoned")})
 	}
-	summary := a.summary()
-	a.finish(summary)
-	if st != nil && st.enforced() && !st.preloaded && a.policyFailed() {
-		// RFC 8461 §5.1 (and issue 3): a delivery that failed under an
-		// enforced policy makes the policy be fetched again, rate-limited,
-		// before the next try — the domain may have changed its MX hosts.
-		c.refetchSTS(t.domain)
+	a.finish(a.summary())
+}
+
+// walk tries the hosts of the route in order until no recipient is left.
+func (a *attempt) walk(ctx context.Context) {
+	for _, host := range a.d.t.route.Hosts {
+		if len(a.pending) == 0 || ctx.Err() != nil {
+			return
+		}
+		req, err := a.c.decide(ctx, a.d, host)
+		if err != nil {
+			a.hostFailed(host.Name, netip.Addr{}, err, true)
+			continue
+		}
+		a.tryHost(ctx, host, req)
 	}
 }
 
@@ -96,7 +103,9 @@ func (a *attempt) run(ctx context.Context) {
 func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 	c := a.c
 	key := a.poolKey(host, req)
-	for tries := 0; tries < 3 && len(a.pending) > 0; tries++ {
+	// Each pass takes an idle session out of the pool or a slot for a new
+	// one, so the loop ends.
+	for len(a.pending) > 0 {
 		s, err := c.pool.acquire(ctx, key)
 		if err != nil {
 			a.hostFailed(host.Name, netip.Addr{}, failure(451, smtp.EnhancedCode{4, 4, 1}, err, "waiting for a free session to %s", host.Name), false)
@@ -106,11 +115,10 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 			a.dialHost(ctx, host, req, key)
 			return
 		}
-		if !a.transfer(ctx, s, true) {
-			// The idle session had gone stale; nothing was sent over it.
-			continue
-		}
-		return
+		// A reused session that was dead, or whose server failed the
+		// transaction without deciding it (421), leaves the recipients
+		// pending: a fresh session (to any address) is tried next.
+		a.transfer(ctx, s, true)
 	}
 }
 
@@ -141,14 +149,14 @@ func (a *attempt) dialHost(ctx context.Context, host MXHost, req *Requirement, k
 }
 
 // transfer runs the transaction over s and gives s back to the pool (or
-// closes it). It reports false when s was a reused session that turned out
-// to be dead before anything was sent: the caller then tries a fresh one.
-func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
+// closes it). A reused session found dead before anything was sent over
+// it is closed without counting as a failure of the host.
+func (a *attempt) transfer(ctx context.Context, s *session, reused bool) {
 	out := a.c.transact(ctx, s, a)
 	switch {
 	case out.stale && reused:
 		a.c.pool.discard(s)
-		return false
+		return
 	case out.err != nil:
 		a.hostFailed(s.info.MXHost, s.info.IP, out.err, false)
 	}
@@ -157,7 +165,6 @@ func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
 	} else {
 		a.c.pool.discard(s)
 	}
-	return true
 }
 
 // hostFailed notes why a host or address was not used.

@@ -51,11 +51,11 @@ func NewClient(cfg Config) *Client {
 	if c.dane == nil {
 		c.dane = &dane.Discovery{Resolver: c.resolver}
 	}
-	if c.sts == nil {
-		c.sts = c.defaultSTS()
-	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.sts == nil {
+		c.sts = c.defaultSTS()
 	}
 	c.pool = newPool(cfg.MaxConnsPerHost, cfg.IdleTimeout, c.now)
 	return c

@@ -31,12 +31,16 @@ type Config struct {
 	// DANE decides the TLSA requirement of each MX host. Nil means a
 	// dane.Discovery on Resolver with its defaults.
 	DANE *dane.Discovery
-	// MTASTS looks up, caches and checks MTA-STS policies (RFC 8461). Nil
-	// means an sts.Client of its own with RootCAs and Now; an application
-	// should share one with its refresher and persistent cache instead.
+	// MTASTS looks up, caches and checks MTA-STS policies (RFC 8461), and
+	// checks WebPKI certificates (RFC 8461 §4.2) for the local rule
+	// RequireAuthenticated and REQUIRETLS too. Nil means an sts.Client of
+	// the Client's own, on Resolver, Dial, RootCAs, Now and Logger, with an
+	// in-memory cache; an application should share one with a persistent
+	// cache and its refresher instead.
 	MTASTS *sts.Client
-	// RootCAs are the roots WebPKI certificates must chain to (MTA-STS and
-	// the local rule RequireAuthenticated). Nil means the system's roots.
+	// RootCAs are the roots WebPKI certificates must chain to, for the
+	// default MTASTS client (one given in MTASTS has its own). Nil means
+	// the system's roots.
 	RootCAs *x509.CertPool
 
 	// Dial connects to "ip:port". Nil means a net.Dialer bound to

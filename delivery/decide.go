@@ -21,6 +21,11 @@ var (
 	codeDANELookup   = smtp.EnhancedCode{4, 4, 3} // directory server failure
 )
 
+// reasonMXNotInPolicy is the failure-reason-code of a host outside an
+// MTA-STS policy's mx patterns: RFC 8460 §4.3 has no result type of its own
+// for it, so it is reported as validation-failure with this code.
+const reasonMXNotInPolicy = "mx-not-in-policy"
+
 // stsState is what the MTA-STS look-up found for a policy domain, once per
 // delivery attempt.
 type stsState struct {
@@ -49,6 +54,8 @@ type decision struct {
 	local DomainPolicy
 	msg   *Message
 	now   time.Time
+	// dry is set by Explain: nothing is recorded.
+	dry bool
 }
 
 // relaxed reports whether the recipient domain's own policies (DANE,
@@ -62,7 +69,7 @@ func (d *decision) relaxed() bool {
 // decide returns the requirement of host, or an *Error saying why the host
 // must not be used now. It never weakens a requirement an earlier rule set.
 func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Requirement, error) {
-	req := &Requirement{Host: host.Name, record: !d.msg.TLSReport}
+	req := &Requirement{Host: host.Name, record: !d.msg.TLSReport && !d.dry}
 	if !d.t.literal {
 		if err := c.decideDANE(ctx, d, req); err != nil {
 			return nil, err
@@ -164,12 +171,14 @@ func (c *Client) decideSTS(d *decision, req *Requirement) error {
 	if !req.STSMatch {
 		// RFC 8461 §4.1: a host that matches no mx pattern fails the
 		// policy; RFC 8460 has no result type of its own for it.
-		if req.record {
-			c.recordFailure(req.report, tlsrpt.ResultValidationFailure, req.Host, "mx-not-in-policy")
-		}
 		if enforce {
+			// No session will be made: the refusal is the session's record.
+			if req.record {
+				c.recordFailure(req.report, tlsrpt.ResultValidationFailure, req.Host, reasonMXNotInPolicy)
+			}
 			return failure(451, codeMXNotAllowed, nil, "MX host %s is not allowed by the %s of %s (RFC 8461 §4.1)", req.Host, what, d.t.domain)
 		}
+		// The session goes ahead and is recorded as this failure.
 		req.Reason += "; the host matches no mx pattern, reported only"
 		return nil
 	}

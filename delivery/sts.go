@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 
 	"github.com/sealpost/sealpost/sts"
 )
@@ -37,15 +38,34 @@ func (c *Client) lookupSTS(ctx context.Context, domain string, local DomainPolic
 
 // defaultSTS is the MTA-STS client of a Config that names none.
 func (c *Client) defaultSTS() *sts.Client {
-	return &sts.Client{RootCAs: c.cfg.RootCAs, Now: c.cfg.Now}
+	// The policy host is found and fetched the way MX hosts are: through
+	// the same resolver (DNSSEC-aware, cached) and dialer.
+	return &sts.Client{Resolver: c.resolver, DialContext: c.dial, RootCAs: c.cfg.RootCAs, Now: c.cfg.Now, Logger: c.log}
 }
 
-// stsLookup asks the sts package for domain's policy. WIRING PENDING: the
-// sts look-up API has not landed yet.
+// stsLookup asks the MTA-STS client for domain's policy: cached, fetched,
+// or a cached one standing in after a failure (RFC 8461 §5.1).
 func (c *Client) stsLookup(ctx context.Context, domain string) (*sts.Policy, string, error) {
-	return nil, "", sts.ErrNoRecord
+	r, err := c.sts.Lookup(ctx, domain)
+	if err != nil {
+		return nil, "", err
+	}
+	source := r.Source.String()
+	if r.Source == sts.SourceStale && r.Err != nil {
+		source += " (" + r.Err.Error() + ")"
+	}
+	return r.Policy, source, nil
 }
 
-// refetchSTS asks the sts package to fetch domain's policy again. WIRING
-// PENDING with stsLookup.
-func (c *Client) refetchSTS(domain string) {}
+// refetchSTS fetches domain's policy again after a delivery failed under
+// its enforced policy (RFC 8461 §5: the domain may have changed its MX
+// hosts and its policy with them); the sts client rate-limits it. It
+// returns the new state when the policy changed, nil otherwise.
+func (c *Client) refetchSTS(ctx context.Context, domain string, old *stsState, local DomainPolicy) *stsState {
+	r, err := c.sts.Refetch(ctx, domain)
+	if err != nil || r.Policy == nil || (old.policy != nil && slices.Equal(r.Policy.PolicyString, old.policy.PolicyString)) {
+		return nil
+	}
+	c.log.Info("delivery: MTA-STS policy changed after a failed delivery", slog.String("domain", domain))
+	return c.lookupSTS(ctx, domain, local)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -38,6 +39,7 @@ func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
 	s.info.Reused = reused
 	a.last = s.info
 	var out outcome
+	settling := slices.Clone(a.pending)
 	for len(a.pending) > 0 {
 		env := a.envelope(&s.info.Requirement)
 		res, err := s.conn.Send(ctx, env, a.body())
@@ -56,7 +58,13 @@ func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
 	s.messages++
 	out.reusable = s.conn.Err() == nil && s.messages < c.maxMessages()
 	if f := c.cfg.Observer.Transaction; f != nil {
-		f(s.info, nil, c.now().Sub(start))
+		var results []Result
+		for _, i := range settling {
+			if !slices.Contains(a.pending, i) {
+				results = append(results, a.results[i])
+			}
+		}
+		f(s.info, results, c.now().Sub(start))
 	}
 	return out
 }

@@ -84,6 +84,8 @@ func (v *verification) reportFailure() *tlsrpt.Failure {
 	switch {
 	case v.err != nil:
 		return &tlsrpt.Failure{ResultType: resultTypeOf(v.err, tlsrpt.ResultValidationFailure)}
+	case v.req.STS != nil && !v.req.STSMatch:
+		return &tlsrpt.Failure{ResultType: tlsrpt.ResultValidationFailure, FailureReasonCode: reasonMXNotInPolicy}
 	case v.req.stsErr != nil:
 		return &tlsrpt.Failure{ResultType: resultTypeOf(v.req.stsErr, tlsrpt.ResultSTSPolicyFetchError)}
 	}

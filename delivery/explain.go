@@ -1,0 +1,137 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/sealpost/sealpost/sts"
+)
+
+// Explanation says where mail for a domain would go and what each host
+// would be held to, as Deliver would decide it now, without sending.
+type Explanation struct {
+	// Domain is the recipient domain asked about; PolicyDomain the domain
+	// whose policies apply (the next hop's, when NextHop is set).
+	Domain, PolicyDomain string
+	// NextHop is the smart host configured for the domain, if any.
+	NextHop string
+	// Route is the MX route; nil when it could not be found (Err says why).
+	Route *MXRoute
+	// MTASTS is the MTA-STS policy that applies, nil when none does;
+	// MTASTSSource says where it came from (cache, fresh fetch, stale after
+	// an error, preloaded by the operator) and MTASTSErr why the domain's
+	// own policy could not be had, if that is the case.
+	MTASTS       *sts.Policy
+	MTASTSSource string
+	MTASTSErr    error
+	// Hosts are the MX hosts in the order they would be tried.
+	Hosts []HostExplanation
+	// Err is why the domain cannot be delivered to at all (null MX,
+	// NXDOMAIN, DNS failure); Hosts is then empty.
+	Err error
+}
+
+// HostExplanation is the decision for one MX host.
+type HostExplanation struct {
+	Host MXHost
+	// Addrs are the addresses in the order they would be tried.
+	Addrs []netip.Addr
+	// Requirement is what a session to the host would be held to; nil when
+	// the host would not be used (Err says why).
+	Requirement *Requirement
+	Err         error
+}
+
+// Explain tells, for each MX host of domain in order, the requirement it
+// would be held to and why (which TLSA records, which MTA-STS policy and
+// from where, which local rule), as for a message without REQUIRETLS. It
+// makes the DNS look-ups and the MTA-STS fetch a delivery would make (and
+// warms the same caches), but connects to no MX host and records nothing
+// for TLS-RPT. The error is only for a canceled context.
+func (c *Client) Explain(ctx context.Context, domain string) (*Explanation, error) {
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	ex := &Explanation{Domain: domain, PolicyDomain: domain}
+	local := c.cfg.Policy.lookup(domain)
+	ex.NextHop = local.NextHop
+	t, err := c.target(ctx, domain, local.NextHop)
+	if err != nil {
+		ex.Err = err
+		return ex, ctx.Err()
+	}
+	ex.Route, ex.PolicyDomain = t.route, t.domain
+	if t.domain != domain {
+		local = c.cfg.Policy.lookup(t.domain)
+	}
+	var st *stsState
+	if !t.literal {
+		st = c.lookupSTS(ctx, t.domain, local)
+		ex.MTASTS, ex.MTASTSSource, ex.MTASTSErr = st.policy, st.source, st.err
+	}
+	d := &decision{t: t, sts: st, local: local, msg: &Message{}, now: c.now(), dry: true}
+	for _, host := range t.route.Hosts {
+		he := HostExplanation{Host: host}
+		he.Requirement, he.Err = c.decide(ctx, d, host)
+		if he.Err == nil {
+			he.Addrs, he.Err = c.addresses(ctx, t, host)
+		}
+		ex.Hosts = append(ex.Hosts, he)
+	}
+	return ex, ctx.Err()
+}
+
+// String renders the explanation for a person, one host per paragraph.
+func (ex *Explanation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "domain %s", ex.Domain)
+	if ex.NextHop != "" {
+		fmt.Fprintf(&b, " via next hop %s (policy domain %s)", ex.NextHop, ex.PolicyDomain)
+	}
+	b.WriteString("\n")
+	if ex.Err != nil {
+		fmt.Fprintf(&b, "  not deliverable: %v\n", ex.Err)
+		return b.String()
+	}
+	if ex.Route != nil {
+		sec := "insecure"
+		if ex.Route.Secure {
+			sec = "DNSSEC-secure"
+		}
+		kind := "MX"
+		if ex.Route.Implicit {
+			kind = "implicit MX (no MX records, RFC 5321 §5.1)"
+		}
+		fmt.Fprintf(&b, "  %s, %s\n", kind, sec)
+	}
+	switch {
+	case ex.MTASTS != nil:
+		fmt.Fprintf(&b, "  MTA-STS: mode %s, mx %s (%s)\n", ex.MTASTS.Mode, strings.Join(ex.MTASTS.MX, ", "), ex.MTASTSSource)
+	case ex.MTASTSErr != nil:
+		fmt.Fprintf(&b, "  MTA-STS: no policy available: %v\n", ex.MTASTSErr)
+	default:
+		b.WriteString("  MTA-STS: no policy\n")
+	}
+	for _, h := range ex.Hosts {
+		fmt.Fprintf(&b, "  %d %s", h.Host.Preference, h.Host.Name)
+		for _, a := range h.Addrs {
+			fmt.Fprintf(&b, " [%s]", a)
+		}
+		b.WriteString("\n")
+		if h.Err != nil {
+			fmt.Fprintf(&b, "    not used: %v\n", h.Err)
+			continue
+		}
+		r := h.Requirement
+		fmt.Fprintf(&b, "    %s, check %s (%s)\n", r.Level, r.Check, r.Basis)
+		if r.Reason != "" {
+			fmt.Fprintf(&b, "    why: %s\n", r.Reason)
+		}
+		if r.DANE != nil {
+			for _, s := range r.DANE.PolicyStrings() {
+				fmt.Fprintf(&b, "    TLSA %s\n", s)
+			}
+		}
+	}
+	return b.String()
+}

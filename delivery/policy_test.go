@@ -1,0 +1,282 @@
+package delivery
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/sts"
+	"github.com/sealpost/sealpost/tlsrpt"
+)
+
+func TestLocalPolicyLookup(t *testing.T) {
+	p := LocalPolicy{
+		Domains: map[string]DomainPolicy{
+			"example.com":       {RequireTLS: true},
+			".example.com":      {DANEOnly: true},
+			".mail.example.com": {RequireAuthenticated: true},
+		},
+		Default: DomainPolicy{NextHop: "default"},
+	}
+	tests := []struct {
+		domain string
+		want   DomainPolicy
+	}{
+		{"example.com", DomainPolicy{RequireTLS: true}},
+		{"a.example.com", DomainPolicy{DANEOnly: true}},
+		{"a.b.example.com", DomainPolicy{DANEOnly: true}},
+		{"x.mail.example.com", DomainPolicy{RequireAuthenticated: true}},
+		{"mail.example.com", DomainPolicy{DANEOnly: true}},
+		{"example.org", DomainPolicy{NextHop: "default"}},
+		{"com", DomainPolicy{NextHop: "default"}},
+	}
+	for _, tc := range tests {
+		if got := p.lookup(tc.domain); got != tc.want {
+			t.Errorf("lookup(%s) = %+v, want %+v", tc.domain, got, tc.want)
+		}
+	}
+	var empty LocalPolicy
+	if got := empty.lookup("example.com"); got != (DomainPolicy{}) {
+		t.Errorf("empty policy gives %+v", got)
+	}
+}
+
+func TestOverrideNeedsAReasonAndExpires(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		o    Override
+		want bool
+	}{
+		{"with a reason", Override{IgnoreDANE: true, Reason: "broken TLSA"}, true},
+		{"without a reason", Override{IgnoreDANE: true}, false},
+		{"nothing to ignore", Override{Reason: "x"}, false},
+		{"expired", Override{IgnoreMTASTS: true, Reason: "x", Until: now.Add(-time.Second)}, false},
+		{"not yet expired", Override{IgnoreMTASTS: true, Reason: "x", Until: now.Add(time.Hour)}, true},
+	}
+	for _, tc := range tests {
+		if got := tc.o.active(now); got != tc.want {
+			t.Errorf("%s: active = %v", tc.name, got)
+		}
+	}
+}
+
+func TestLocalRules(t *testing.T) {
+	t.Run("RequireTLS refuses a server without STARTTLS", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:local.example.")
+		sink, _ := tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{})
+		c := tw.client(func(cfg *Config) { cfg.Policy.Default.RequireTLS = true })
+		want(t, deliver(t, c, msg("bob@local.example"))[0], TemporaryFailure, "4.7.10")
+		if len(sink.Messages()) != 0 {
+			t.Error("delivered in plaintext")
+		}
+	})
+	t.Run("RequireTLS does not retry a failed handshake in plaintext", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:local.example.")
+		sink, _ := tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{Certificate: tw.cert("mx.local.example"), DropAt: testenv.StageSTARTTLS})
+		c := tw.client(func(cfg *Config) { cfg.Policy.Default.RequireTLS = true })
+		want(t, deliver(t, c, msg("bob@local.example"))[0], TemporaryFailure, "4.7.5")
+		if sink.Connections() != 1 {
+			t.Errorf("%d connections, want 1", sink.Connections())
+		}
+	})
+	t.Run("opportunistic TLS retries a failed handshake in plaintext", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:local.example.")
+		sink, _ := tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{Certificate: tw.cert("mx.local.example"), DropAt: testenv.StageSTARTTLS})
+		c := tw.client(nil)
+		res := deliver(t, c, msg("bob@local.example"))
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != Plaintext || sink.Connections() != 2 {
+			t.Errorf("auth %v over %d connections", res[0].Session.Auth, sink.Connections())
+		}
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeNoPolicyFound, tlsrpt.ResultValidationFailure)
+	})
+	t.Run("RequireAuthenticated checks the WebPKI", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:local.example.", "insecure:good.example.")
+		tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{Certificate: tw.cert("other.example")})
+		tw.mx("good.example", 10, "mx.good.example", testenv.SMTPOptions{Certificate: tw.cert("mx.good.example")})
+		c := tw.client(func(cfg *Config) { cfg.Policy.Default.RequireAuthenticated = true })
+		want(t, deliver(t, c, msg("bob@local.example"))[0], TemporaryFailure, "4.7.5")
+		res := deliver(t, c, msg("bob@good.example"))
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != WebPKI || res[0].Session.Requirement.Basis != BasisLocal {
+			t.Errorf("session = %+v", res[0].Session)
+		}
+	})
+	t.Run("DANEOnly skips hosts without TLSA records", func(t *testing.T) {
+		tw := newTestWorld(t, "local.example.")
+		tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{Certificate: tw.cert("mx.local.example")})
+		c := tw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"local.example": {DANEOnly: true}}
+		})
+		want(t, deliver(t, c, msg("bob@local.example"))[0], TemporaryFailure, "4.7.5")
+		if len(tw.w.Dialer.Dialed()) != 0 {
+			t.Error("dialed a host DANE does not cover")
+		}
+	})
+	t.Run("a local rule does not loosen DANE", func(t *testing.T) {
+		other := tlsLeaf(t)
+		dw := newDANEWorld(t, testenv.SMTPOptions{Certificate: &other})
+		c := dw.client(func(cfg *Config) { cfg.Policy.Default.RequireTLS = true })
+		want(t, deliver(t, c, msg("bob@secure.example"))[0], TemporaryFailure, "4.7.5")
+	})
+}
+
+func TestPreloadedPolicy(t *testing.T) {
+	policy, err := sts.ParsePolicy("version: STSv1\nmode: enforce\nmx: *.pre.example\nmax_age: 86400\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup := func(t *testing.T, host string, cert *tlsCertOpt) (*testWorld, *Client) {
+		tw := newTestWorld(t, "insecure:pre.example.", "insecure:elsewhere.example.")
+		c := tw.cert(host)
+		if cert != nil {
+			c = tw.cert(cert.name)
+		}
+		tw.mx("pre.example", 10, host, testenv.SMTPOptions{Certificate: c})
+		return tw, tw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"pre.example": {Preloaded: policy}}
+		})
+	}
+	t.Run("matching host with a valid certificate", func(t *testing.T) {
+		tw, c := setup(t, "mx.pre.example", nil)
+		res := deliver(t, c, msg("bob@pre.example"))
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != WebPKI || res[0].Session.Requirement.Basis != BasisPreloaded {
+			t.Errorf("session = %+v", res[0].Session)
+		}
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeNoPolicyFound, "")
+	})
+	t.Run("host outside the preloaded mx patterns", func(t *testing.T) {
+		tw, c := setup(t, "mx.elsewhere.example", nil)
+		want(t, deliver(t, c, msg("bob@pre.example"))[0], TemporaryFailure, "4.4.8")
+		if len(tw.w.Dialer.Dialed()) != 0 {
+			t.Error("dialed a host the policy does not allow")
+		}
+	})
+	t.Run("certificate for another name", func(t *testing.T) {
+		tw, c := setup(t, "mx.pre.example", &tlsCertOpt{name: "other.example"})
+		want(t, deliver(t, c, msg("bob@pre.example"))[0], TemporaryFailure, "4.7.5")
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeNoPolicyFound, tlsrpt.ResultCertificateHostMismatch)
+	})
+}
+
+type tlsCertOpt struct{ name string }
+
+func TestREQUIRETLS(t *testing.T) {
+	t.Run("DANE host advertising REQUIRETLS", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{REQUIRETLS: true})
+		c := dw.client(nil)
+		m := msg("bob@secure.example")
+		m.RequireTLS = true
+		want(t, deliver(t, c, m)[0], Delivered, "")
+		if got := dw.sink.Messages(); len(got) != 1 || !got[0].MailOptions.RequireTLS {
+			t.Errorf("sink got %+v", got)
+		}
+	})
+	t.Run("server without REQUIRETLS is a permanent failure", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		c := dw.client(nil)
+		m := msg("bob@secure.example")
+		m.RequireTLS, m.TLSOptional = true, true // REQUIRETLS wins (RFC 8689 §4.1)
+		want(t, deliver(t, c, m)[0], PermanentFailure, "5.7.30")
+		if len(dw.sink.Messages()) != 0 {
+			t.Error("delivered")
+		}
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, "")
+	})
+	t.Run("insecure MX answer is a permanent failure", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:plain.example.")
+		tw.mx("plain.example", 10, "mx.plain.example", testenv.SMTPOptions{Certificate: tw.cert("mx.plain.example"), REQUIRETLS: true})
+		c := tw.client(nil)
+		m := msg("bob@plain.example")
+		m.RequireTLS = true
+		want(t, deliver(t, c, m)[0], PermanentFailure, "5.7.30")
+		if len(tw.w.Dialer.Dialed()) != 0 {
+			t.Error("dialed")
+		}
+	})
+	t.Run("secure MX without DANE needs a WebPKI certificate", func(t *testing.T) {
+		tw := newTestWorld(t, "signed.example.")
+		tw.mx("signed.example", 10, "mx1.signed.example", testenv.SMTPOptions{Certificate: tw.cert("wrong.example"), REQUIRETLS: true})
+		tw.mx("signed.example", 20, "mx2.signed.example", testenv.SMTPOptions{Certificate: tw.cert("mx2.signed.example"), REQUIRETLS: true})
+		c := tw.client(nil)
+		m := msg("bob@signed.example")
+		m.RequireTLS = true
+		res := deliver(t, c, m)
+		want(t, res[0], Delivered, "")
+		if s := res[0].Session; s.MXHost != "mx2.signed.example" || s.Auth != WebPKI || s.Requirement.Basis != BasisREQUIRETLS {
+			t.Errorf("session = %+v", s)
+		}
+	})
+}
+
+func TestExplain(t *testing.T) {
+	dw := newDANEWorld(t, testenv.SMTPOptions{})
+	dw.mx("secure.example", 20, "mx2.secure.example", testenv.SMTPOptions{})
+	dw.w.DNS.SetFault("_25._tcp.mx2.secure.example", dns.TypeTLSA, testenv.FaultServfail)
+	c := dw.client(nil)
+	ex, err := c.Explain(t.Context(), "Secure.Example.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Domain != "secure.example" || ex.Route == nil || !ex.Route.Secure || len(ex.Hosts) != 2 {
+		t.Fatalf("explanation = %+v", ex)
+	}
+	h := ex.Hosts[0]
+	if h.Err != nil || h.Requirement.Basis != BasisDANE || h.Requirement.Level != Authenticated || len(h.Addrs) != 1 || h.Requirement.DANE == nil {
+		t.Errorf("first host: %+v", h)
+	}
+	if ex.Hosts[1].Err == nil || ex.Hosts[1].Requirement != nil {
+		t.Errorf("second host: %+v", ex.Hosts[1])
+	}
+	if len(dw.w.Dialer.Dialed()) != 0 || len(dw.rec.all()) != 0 {
+		t.Error("Explain connected or recorded")
+	}
+	text := ex.String()
+	for _, s := range []string{"mx.secure.example", "DNSSEC-secure", "TLSA 3 1 1", "not used", "authenticated TLS required"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("explanation text lacks %q:\n%s", s, text)
+		}
+	}
+	ex, _ = c.Explain(t.Context(), "nowhere.secure.example")
+	if ex.Err == nil || !strings.Contains(ex.String(), "not deliverable") {
+		t.Errorf("NXDOMAIN explained as %+v", ex)
+	}
+}
+
+func TestTrace(t *testing.T) {
+	tw := newTestWorld(t, "insecure:trace.example.")
+	tw.mx("trace.example", 10, "mx.trace.example", testenv.SMTPOptions{Certificate: tw.cert("mx.trace.example")})
+	var mu sync.Mutex
+	var lines []TraceLine
+	c := tw.client(func(cfg *Config) {
+		cfg.Trace = func(l TraceLine) {
+			mu.Lock()
+			lines = append(lines, l)
+			mu.Unlock()
+		}
+	})
+	want(t, deliver(t, c, msg("bob@trace.example"))[0], Delivered, "")
+	mu.Lock()
+	defer mu.Unlock()
+	var sent, received int
+	var sawStartTLS bool
+	for _, l := range lines {
+		if l.Host != "mx.trace.example" || !l.IP.IsValid() {
+			t.Fatalf("line without its session: %+v", l)
+		}
+		if l.Sent {
+			sent++
+			sawStartTLS = sawStartTLS || l.Line == "STARTTLS"
+		} else {
+			received++
+		}
+	}
+	if sent == 0 || received == 0 || !sawStartTLS {
+		t.Errorf("trace: %d sent, %d received, STARTTLS %v", sent, received, sawStartTLS)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +56,11 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w, err := testenv.NewWorld()
+	for try := 0; try < 3 && errors.Is(err, syscall.EADDRINUSE); try++ {
+		// testenv's DNS server takes a random UDP port and then the same
+		// port over TCP, which another process may hold: pick again.
+		w, err = testenv.NewWorld()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,9 +163,9 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		switch {
 		case err != nil:
 			c.logger().Warn("sts: dropping an invalid stored policy", slog.String("domain", sp.Domain), slog.Any("error", err))
-			c.forget(ctx, sp.Domain)
+			c.forget(ctx, sp)
 		case !now.Before(sp.Expires):
-			c.forget(ctx, sp.Domain) // of no use any more
+			c.forget(ctx, sp) // of no use any more
 		case c.cache.get(sp.Domain) == nil: // else a fetch made after a failed load is newer
 			c.cache.put(newEntry(sp, p))
 		}
@@ -203,13 +203,19 @@ func (c *Client) persist(ctx context.Context, sp StoredPolicy) {
 	}
 }
 
-// forget deletes domain's policy from the Store, logging a failure.
-func (c *Client) forget(ctx context.Context, domain string) {
+// forget deletes sp from the Store, logging a failure. It leaves alone a
+// newer policy another node sharing the Store may have put there since.
+func (c *Client) forget(ctx context.Context, sp StoredPolicy) {
 	if c.Store == nil {
 		return
 	}
-	if err := c.Store.Delete(ctx, domain); err != nil {
-		c.logger().Error("sts: deleting a stored policy failed", slog.String("domain", domain), slog.Any("error", err))
+	// Within a second: a store may keep times less precisely than Go.
+	cur, ok, err := c.Store.Get(ctx, sp.Domain)
+	if err == nil && ok && cur.ID == sp.ID && cur.FetchedAt.Sub(sp.FetchedAt).Abs() < time.Second {
+		err = c.Store.Delete(ctx, sp.Domain)
+	}
+	if err != nil {
+		c.logger().Error("sts: deleting a stored policy failed", slog.String("domain", sp.Domain), slog.Any("error", err))
 	}
 }
 

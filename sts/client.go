@@ -62,7 +62,9 @@ type Client struct {
 	RecordCheckInterval time.Duration
 
 	// RefetchInterval is the least time between two Refetch calls that
-	// fetch one domain's policy. Zero means DefaultRefetchInterval.
+	// fetch one domain's policy. Zero means DefaultRefetchInterval (five
+	// minutes, the least RFC 8461 §3.3 wants between attempts after a
+	// failed fetch).
 	RefetchInterval time.Duration
 
 	// RefreshInterval is how often Run looks for policies due for

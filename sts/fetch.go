@@ -42,10 +42,11 @@ func (c *Client) FetchPolicy(ctx context.Context, domain string) (*Policy, error
 // client's timeout. It also returns the policy text, which the store keeps.
 func (c *Client) fetch(ctx context.Context, domain string) (*Policy, string, error) {
 	timeout := c.timeout()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fail := func(kind error, temporary bool, err error) (*Policy, string, error) {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && parent.Err() == nil {
 			err = fmt.Errorf("no complete answer within %v: %w", timeout, err)
 		}
 		return nil, "", &Error{Domain: domain, Kind: kind, Err: err, temporary: temporary}

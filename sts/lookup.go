@@ -70,7 +70,7 @@ type Result struct {
 // or ErrInvalidPolicy.
 //
 // A cached look-up makes one TXT look-up (none within RecordCheckInterval
-// of the last) and does not allocate.
+// of the last) and allocates nothing beyond what the resolver does.
 func (c *Client) Lookup(ctx context.Context, domain string) (*Result, error) {
 	d, err := normalizeDomain(domain)
 	if err != nil {
@@ -160,7 +160,7 @@ func (c *Client) fallback(ctx context.Context, e *entry, err error) (*Result, er
 	if e.expired(now) {
 		// Expired and not renewable now: of no use any more.
 		c.cache.remove(e.stored.Domain, e)
-		c.forget(ctx, e.stored.Domain)
+		c.forget(ctx, e.stored)
 		return nil, err
 	}
 	// One warning a minute per domain: a domain whose DNS is down is
@@ -229,10 +229,12 @@ func (c *Client) fetchShared(ctx context.Context, domain, id string, force bool)
 	}
 }
 
-// fetchRetry is how long a failed fetch is remembered: RFC 8461 §3.3 lets
-// senders rate-limit fetch attempts, and without it a domain whose policy
-// host hangs would hold up every delivery to it for a whole Timeout.
-const fetchRetry = time.Minute
+// fetchRetry is how long a failed fetch is remembered. RFC 8461 §3.3: "In
+// the case that the HTTPS GET fails, implementers SHOULD limit further
+// attempts to a period of five minutes or longer per version ID". It also
+// keeps a hung policy host from holding up every delivery to its domain
+// for a whole Timeout.
+const fetchRetry = 5 * time.Minute
 
 // maxFailures bounds the number of failed fetches remembered.
 const maxFailures = 10000

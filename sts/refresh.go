@@ -50,13 +50,13 @@ func (c *Client) RefreshDue(ctx context.Context) int {
 	c.load(ctx)
 	now := c.now()
 	var due []*entry
-	var gone []string
+	var gone []StoredPolicy
 	c.cache.mu.Lock()
 	for d, e := range c.cache.entries {
 		switch {
 		case e.expired(now):
 			delete(c.cache.entries, d)
-			gone = append(gone, d)
+			gone = append(gone, e.stored)
 		case now.Before(e.refreshAt) || !e.inUse():
 		default:
 			// Claimed by moving its time to when a failure would be
@@ -66,8 +66,8 @@ func (c *Client) RefreshDue(ctx context.Context) int {
 		}
 	}
 	c.cache.mu.Unlock()
-	for _, d := range gone {
-		c.forget(ctx, d)
+	for _, sp := range gone {
+		c.forget(ctx, sp)
 	}
 
 	var (
@@ -116,9 +116,10 @@ func (c *Client) refresh(ctx context.Context, e *entry) bool {
 }
 
 // retryDelay is how long to wait before trying a failed renewal again,
-// given how long the policy remains valid: a quarter of that, between one
-// minute and one hour, give or take a fifth at random.
+// given how long the policy remains valid: a quarter of that, between five
+// minutes (RFC 8461 §3.3 asks for at least that between attempts after a
+// failed fetch) and one hour, give or take a fifth at random.
 func retryDelay(remaining time.Duration) time.Duration {
-	d := min(max(remaining/4, time.Minute), time.Hour)
+	d := min(max(remaining/4, fetchRetry), time.Hour)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -18,9 +19,10 @@ import (
 // exactly the bytes a broken or hostile server would, and checks each line
 // the client sends.
 type fakePeer struct {
-	t    testing.TB
-	conn net.Conn
-	br   *bufio.Reader
+	t        testing.TB
+	conn     net.Conn
+	br       *bufio.Reader
+	deadline time.Time // for the whole dialogue
 }
 
 // send writes raw bytes (replies with their CRLF) in one write.
@@ -51,6 +53,25 @@ func (p *fakePeer) expect(want string) bool {
 	return true
 }
 
+// content reads message content up to the final "." line and reports
+// whether it arrived.
+func (p *fakePeer) content() bool {
+	p.t.Helper()
+	for {
+		l, err := p.br.ReadString('\n')
+		if err != nil {
+			p.t.Errorf("fake server: connection ended inside the message content: %v", err)
+			return false
+		}
+		if l == ".\r\n" {
+			return true
+		}
+	}
+}
+
+// drain reads and drops everything until the client closes.
+func (p *fakePeer) drain() { io.Copy(io.Discard, p.br) }
+
 // quiet reports whether the client sends nothing within d: it is waiting
 // for a reply.
 func (p *fakePeer) quiet(d time.Duration) bool {
@@ -59,7 +80,7 @@ func (p *fakePeer) quiet(d time.Duration) bool {
 		return false
 	}
 	p.conn.SetReadDeadline(time.Now().Add(d))
-	defer p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer p.conn.SetReadDeadline(p.deadline)
 	_, err := p.br.Peek(1)
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -114,8 +135,9 @@ func fakeServer(t testing.TB, script func(p *fakePeer)) net.Conn {
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		script(&fakePeer{t: t, conn: c, br: bufio.NewReader(c)})
+		deadline := time.Now().Add(5 * time.Second)
+		c.SetDeadline(deadline)
+		script(&fakePeer{t: t, conn: c, br: bufio.NewReader(c), deadline: deadline})
 	}()
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

@@ -94,13 +94,8 @@ type faultKey struct {
 
 // StartDNS starts a DNS server on 127.0.0.1 with a random port.
 func StartDNS() (*DNSServer, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listenUDPAndTCP()
 	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return nil, err
 	}
 	s := &DNSServer{
@@ -119,6 +114,26 @@ func StartDNS() (*DNSServer, error) {
 	go s.tcp.ActivateAndServe()
 	started.Wait()
 	return s, nil
+}
+
+// listenUDPAndTCP binds UDP and TCP on the same random loopback port. The
+// port the kernel picked for UDP may be taken for TCP, so it tries again
+// with another.
+func listenUDPAndTCP() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("testenv: no port free for both UDP and TCP: %w", lastErr)
 }
 
 // Close stops the server.

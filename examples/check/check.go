@@ -49,15 +49,14 @@ func checkResolver(ctx context.Context, env *Env, rep *Report) (validating, ok b
 	for _, s := range health.Servers {
 		answering = answering || s.Answers
 	}
-	for _, p := range health.Problems() {
-		sev := Warning
-		if !answering {
-			sev = Error
-		}
-		rep.add(AreaResolver, "", sev, p, "use -resolver with a validating resolver you trust (e.g. unbound on this host)")
-	}
 	if !answering {
+		for _, s := range health.Servers {
+			rep.add(AreaResolver, s.Server, Error, fmt.Sprintf("does not answer: %v", s.Err), "name a resolver that answers with -resolver")
+		}
 		return false, false
+	}
+	for _, p := range health.Problems() {
+		rep.add(AreaResolver, "", Warning, p, "use -resolver with a validating resolver you trust (e.g. unbound on this host)")
 	}
 	validating = health.DANEUsable()
 	if validating {

@@ -1,180 +1,16 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/testenv"
 )
-
-// domainSetup describes a domain built in the loopback world. The zero
-// value of every field is the well-configured choice, so that a test case
-// names only its misconfiguration.
-type domainSetup struct {
-	Domain   string                       // default "good.example"
-	Zone     testenv.Security             // the domain's zone: Secure by default
-	Hosts    []hostSetup                  // default: mx1 and mx2 under the domain
-	Policy   string                       // policy text; default enforce covering the hosts
-	NoSTS    bool                         // publish neither record nor policy
-	TLSRPT   string                       // _smtp._tls record; default a valid one
-	NoTLSRPT bool                         // publish no _smtp._tls record
-	SPF      string                       // TXT at mta-sts.<domain>; default "v=spf1 -all"
-	NoSPF    bool                         // publish no TXT at mta-sts.<domain>
-	Extra    []string                     // more records for the domain's zone
-	Policies *testenv.PolicyResponse      // overrides the policy server's answer
-	After    func(t *testing.T, w *world) // runs once the domain is built
-}
-
-// hostSetup describes one MX host.
-type hostSetup struct {
-	Name       string              // relative to the domain: "mx1"
-	Preference uint16              // default 10 * position
-	NoSTARTTLS bool                // the sink offers no STARTTLS
-	Leaf       testenv.LeafOptions // how its certificate deviates from a valid one
-	CertName   string              // name in the certificate; default the host's name
-	TLSA       string              // TLSA rdata; default "3 1 1" for its key; "-" for none
-	Refuse     bool                // connections to it are refused
-	Blackhole  bool                // connections to it hang
-	TLS        [2]uint16           // minimum and maximum TLS version of the sink
-}
-
-type world struct {
-	*testenv.World
-	env Env
-}
-
-func newWorld(t *testing.T) *world {
-	t.Helper()
-	w, err := testenv.NewWorld()
-	for try := 0; try < 3 && errors.Is(err, syscall.EADDRINUSE); try++ {
-		// testenv's DNS server takes a random UDP port and then the same
-		// port over TCP, which another process may hold: pick again.
-		w, err = testenv.NewWorld()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	// The root zone answers the resolver health check (dane.CheckHealth
-	// asks for the root SOA) and denies names no other zone holds.
-	if err := w.DNS.Zone(".", testenv.Secure); err != nil {
-		t.Fatal(err)
-	}
-	return &world{World: w, env: Env{
-		Resolver: &dane.Resolver{Servers: []dane.Server{{Addr: w.DNS.Addr}}, Timeout: time.Second},
-		Dial:     w.Dialer.DialContext,
-		RootCAs:  w.CA.Pool(),
-		Timeout:  2 * time.Second,
-		HeloName: "check.test",
-	}}
-}
-
-// build publishes the domain described by s.
-func (w *world) build(t *testing.T, s domainSetup) {
-	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := s.Domain
-	if d == "" {
-		d = "good.example"
-	}
-	hosts := s.Hosts
-	if hosts == nil {
-		hosts = []hostSetup{{Name: "mx1"}, {Name: "mx2"}}
-	}
-	must(w.DNS.Zone(d, s.Zone, s.Extra...))
-	var names []string
-	for i, h := range hosts {
-		name := h.Name + "." + d
-		names = append(names, name)
-		pref := h.Preference
-		if pref == 0 {
-			pref = uint16(10 * (i + 1))
-		}
-		must(w.DNS.Add(fmt.Sprintf("%s. 300 IN MX %d %s.", d, pref, name)))
-		opts := testenv.SMTPOptions{MinTLSVersion: h.TLS[0], MaxTLSVersion: h.TLS[1]}
-		certName := h.CertName
-		if certName == "" {
-			certName = name
-		}
-		cert := w.CA.MustLeaf(h.Leaf, certName)
-		if !h.NoSTARTTLS {
-			opts.Certificate = &cert
-		}
-		_, ip, err := w.MX(name, opts)
-		must(err)
-		if h.Refuse {
-			w.Dialer.Refuse(ip + ":25")
-		}
-		if h.Blackhole {
-			w.Dialer.Blackhole(ip + ":25")
-		}
-		switch h.TLSA {
-		case "":
-			must(w.PublishTLSA(name, cert))
-		case "-":
-		default:
-			must(w.DNS.Add(fmt.Sprintf("_25._tcp.%s. 300 IN TLSA %s", name, h.TLSA)))
-		}
-	}
-	if !s.NoSTS {
-		policy := s.Policy
-		if policy == "" {
-			policy = "version: STSv1\nmode: enforce\nmax_age: 604800\n"
-			for _, n := range names {
-				policy += "mx: " + n + "\n"
-			}
-		}
-		must(w.PublishSTS(d, "20240101", policy))
-		must(w.DNS.Add(fmt.Sprintf("mta-sts.%s. 300 IN A 127.0.0.1", d)))
-		if s.Policies != nil {
-			r := *s.Policies
-			if r.Body == "" {
-				r.Body = policy
-			}
-			w.Policies.Set(d, r)
-		}
-		if !s.NoSPF {
-			spf := s.SPF
-			if spf == "" {
-				spf = "v=spf1 -all"
-			}
-			must(w.DNS.Add(fmt.Sprintf(`mta-sts.%s. 300 IN TXT "%s"`, d, spf)))
-		}
-	}
-	if !s.NoTLSRPT {
-		rec := s.TLSRPT
-		if rec == "" {
-			rec = "v=TLSRPTv1; rua=mailto:tlsrpt@" + d
-		}
-		must(w.DNS.Add(fmt.Sprintf(`_smtp._tls.%s. 300 IN TXT "%s"`, d, rec)))
-	}
-	if s.After != nil {
-		s.After(t, w)
-	}
-}
-
-func (w *world) check(t *testing.T, domain string) *Report {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	env := w.env
-	return Check(ctx, &env, domain)
-}
 
 // want is a finding a test expects: its area, subject and severity, and
 // words its message must contain.
@@ -244,14 +80,30 @@ func otherKeyTLSA(t *testing.T, w *world) string {
 	return "3 1 1 " + hex.EncodeToString(sum[:])
 }
 
-func TestMisconfigurations(t *testing.T) {
-	const d = "good.example"
+// checkCase is one misconfiguration: how to build it and what the check
+// must say about it (and nothing else worse than ok).
+type checkCase struct {
+	name  string
+	setup func(t *testing.T, w *world) domainSetup
+	want  []want
+}
+
+// runCases builds each case's good.example and checks it.
+func runCases(t *testing.T, cases []checkCase) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.build(t, tt.setup(t, w))
+			expect(t, w.check(t, "good.example"), tt.want...)
+		})
+	}
+}
+
+// TestMTASTS: the _mta-sts record, the policy, its host and the mx
+// patterns (RFC 8461 §3, §4.1).
+func TestMTASTS(t *testing.T) {
 	enforceMX1 := "version: STSv1\nmode: enforce\nmax_age: 604800\nmx: mx1.good.example\n"
-	tests := []struct {
-		name  string
-		setup func(t *testing.T, w *world) domainSetup
-		want  []want
-	}{
+	runCases(t, []checkCase{
 		{
 			name: "policy does not cover an MX host",
 			setup: func(*testing.T, *world) domainSetup {
@@ -394,6 +246,12 @@ func TestMisconfigurations(t *testing.T) {
 			},
 			want: []want{{AreaSTS, "_mta-sts.good.example", Error, "there is no _mta-sts TXT record"}},
 		},
+	})
+}
+
+// TestDANE: TLSA records against what the MX hosts present (RFC 7672).
+func TestDANE(t *testing.T) {
+	runCases(t, []checkCase{
 		{
 			name: "TLSA record does not match the presented key",
 			setup: func(t *testing.T, w *world) domainSetup {
@@ -431,6 +289,21 @@ func TestMisconfigurations(t *testing.T) {
 			want: []want{{AreaDANE, "mx1.good.example", Error, "cannot tell whether DANE applies"}},
 		},
 		{
+			name: "expired MX certificate under DANE alone",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{NoSTS: true, Hosts: []hostSetup{{Name: "mx1", Leaf: testenv.LeafOptions{Expired: true}}, {Name: "mx2"}}}
+			},
+			// RFC 7672 §3.1.1: DANE-EE ignores the dates.
+			want: []want{{AreaSTS, "_mta-sts.good.example", OK, "no MTA-STS record"}, {AreaHosts, "mx1.good.example", OK, "certificate expired"}},
+		},
+	})
+}
+
+// TestMXHosts: STARTTLS and the certificates of the MX hosts (RFC 8461
+// §4.2, RFC 3207).
+func TestMXHosts(t *testing.T) {
+	runCases(t, []checkCase{
+		{
 			name: "no STARTTLS on an MX host",
 			setup: func(*testing.T, *world) domainSetup {
 				return domainSetup{Hosts: []hostSetup{{Name: "mx1"}, {Name: "mx2", NoSTARTTLS: true}}}
@@ -443,14 +316,6 @@ func TestMisconfigurations(t *testing.T) {
 				return domainSetup{Hosts: []hostSetup{{Name: "mx1", CertName: "other.example"}, {Name: "mx2"}}}
 			},
 			want: []want{{AreaHosts, "mx1.good.example", Error, "not valid for mx1.good.example (it names other.example)"}},
-		},
-		{
-			name: "expired MX certificate under DANE alone",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{NoSTS: true, Hosts: []hostSetup{{Name: "mx1", Leaf: testenv.LeafOptions{Expired: true}}, {Name: "mx2"}}}
-			},
-			// RFC 7672 §3.1.1: DANE-EE ignores the dates.
-			want: []want{{AreaSTS, "_mta-sts.good.example", OK, "no MTA-STS record"}, {AreaHosts, "mx1.good.example", OK, "certificate expired"}},
 		},
 		{
 			name: "self-signed MX certificate without DANE or MTA-STS",
@@ -482,48 +347,6 @@ func TestMisconfigurations(t *testing.T) {
 			want: []want{{AreaHosts, "mx2.good.example", Error, "cannot connect to port 25"}},
 		},
 		{
-			name: "bad TLS-RPT record",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{TLSRPT: "v=TLSRPTv1; rua=ftp://reports.good.example/"}
-			},
-			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "invalid record"}},
-		},
-		{
-			name: "several TLS-RPT records",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{Extra: []string{`_smtp._tls 300 IN TXT "v=TLSRPTv1; rua=mailto:other@good.example"`}}
-			},
-			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "several TXT records"}},
-		},
-		{
-			name: "no TLS-RPT record",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{NoTLSRPT: true}
-			},
-			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Warning, "no TLS-RPT record"}},
-		},
-		{
-			name: "TLS-RPT reports to a domain that does not exist",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{TLSRPT: "v=TLSRPTv1; rua=mailto:reports@nowhere.example"}
-			},
-			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "nowhere.example does not exist"}},
-		},
-		{
-			name: "no SPF record on the policy host",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{NoSPF: true}
-			},
-			want: []want{{AreaSPF, "mta-sts.good.example", Warning, "no SPF record"}},
-		},
-		{
-			name: "two SPF records on the policy host",
-			setup: func(*testing.T, *world) domainSetup {
-				return domainSetup{Extra: []string{`mta-sts 300 IN TXT "v=spf1 a -all"`}}
-			},
-			want: []want{{AreaSPF, "mta-sts.good.example", Error, "2 SPF records"}},
-		},
-		{
 			name: "one MX host refuses connections",
 			setup: func(*testing.T, *world) domainSetup {
 				return domainSetup{Hosts: []hostSetup{{Name: "mx1"}, {Name: "mx2", Refuse: true}}}
@@ -537,6 +360,13 @@ func TestMisconfigurations(t *testing.T) {
 			},
 			want: []want{{AreaHosts, "", Warning, "could not connect to any MX host"}},
 		},
+	})
+}
+
+// TestMXRecords: the MX RRset itself (RFC 5321 §5.1, RFC 7505, RFC 2181
+// §10.3).
+func TestMXRecords(t *testing.T) {
+	runCases(t, []checkCase{
 		{
 			name: "MX host is a CNAME",
 			setup: func(*testing.T, *world) domainSetup {
@@ -568,14 +398,61 @@ func TestMisconfigurations(t *testing.T) {
 			},
 			want: []want{{AreaMX, "good.example", Error, "names the address 192.0.2.1"}},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
-			w.build(t, tt.setup(t, w))
-			expect(t, w.check(t, d), tt.want...)
-		})
-	}
+	})
+}
+
+// TestTLSRPT: the _smtp._tls record (RFC 8460 §3).
+func TestTLSRPT(t *testing.T) {
+	runCases(t, []checkCase{
+		{
+			name: "bad TLS-RPT record",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{TLSRPT: "v=TLSRPTv1; rua=ftp://reports.good.example/"}
+			},
+			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "invalid record"}},
+		},
+		{
+			name: "several TLS-RPT records",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{Extra: []string{`_smtp._tls 300 IN TXT "v=TLSRPTv1; rua=mailto:other@good.example"`}}
+			},
+			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "several TXT records"}},
+		},
+		{
+			name: "no TLS-RPT record",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{NoTLSRPT: true}
+			},
+			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Warning, "no TLS-RPT record"}},
+		},
+		{
+			name: "TLS-RPT reports to a domain that does not exist",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{TLSRPT: "v=TLSRPTv1; rua=mailto:reports@nowhere.example"}
+			},
+			want: []want{{AreaTLSRPT, "_smtp._tls.good.example", Error, "nowhere.example does not exist"}},
+		},
+	})
+}
+
+// TestSPF: the SPF record of the policy host (see doc.go).
+func TestSPF(t *testing.T) {
+	runCases(t, []checkCase{
+		{
+			name: "no SPF record on the policy host",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{NoSPF: true}
+			},
+			want: []want{{AreaSPF, "mta-sts.good.example", Warning, "no SPF record"}},
+		},
+		{
+			name: "two SPF records on the policy host",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{Extra: []string{`mta-sts 300 IN TXT "v=spf1 a -all"`}}
+			},
+			want: []want{{AreaSPF, "mta-sts.good.example", Error, "2 SPF records"}},
+		},
+	})
 }
 
 func TestNullMX(t *testing.T) {
@@ -645,5 +522,15 @@ func TestInjectedHTTPClient(t *testing.T) {
 	expect(t, w.check(t, "good.example"), want{AreaSTS, "mta-sts.good.example", Error, "redirects are not followed"})
 	if n := w.Policies.Fetches("good.example"); n != 1 {
 		t.Errorf("policy fetched %d times, want 1", n)
+	}
+}
+
+func TestResolverNotAnswering(t *testing.T) {
+	w := newWorld(t)
+	w.DNS.SetFault("", 0, testenv.FaultRefused)
+	rep := w.check(t, "good.example")
+	expect(t, rep, want{AreaResolver, w.DNS.Addr, Error, "does not answer"})
+	if len(rep.Findings) != 1 {
+		t.Errorf("got %d findings, want only the resolver's", len(rep.Findings))
 	}
 }

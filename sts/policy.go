@@ -2,6 +2,7 @@ package sts
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -220,6 +221,13 @@ func parseMaxAge(v string) (time.Duration, string) {
 func parseMXPattern(v string) (string, bool) {
 	v = strings.TrimSuffix(v, ".")
 	if !validDomain(strings.TrimPrefix(v, "*.")) {
+		return "", false
+	}
+	// An IPv4 address passes as a Domain of the ABNF, but an mx value
+	// names a host: an address never matches (RFC 8461 §4.1 compares host
+	// names), so it is no valid pattern, and a policy left with nothing
+	// else is invalid rather than one that refuses every MX host.
+	if _, err := netip.ParseAddr(v); err == nil {
 		return "", false
 	}
 	return toLowerASCII(v), true

@@ -79,10 +79,10 @@ func TestParsePolicy(t *testing.T) {
 				PolicyString: []string{"version: STSv1", "mode: enforce", "mx: MX.Example.COM.", "mx: mail.*.example.com", "mx: bad_name.example", "max_age: 60"}},
 		},
 		{
-			name: "an IPv4 mx is kept (it is a Domain in the ABNF) but never matches",
-			text: policyLines("version: STSv1", "mode: enforce", "mx: 192.0.2.1", "max_age: 60"),
-			want: &Policy{Mode: ModeEnforce, MaxAge: time.Minute, MX: []string{"192.0.2.1"},
-				PolicyString: []string{"version: STSv1", "mode: enforce", "mx: 192.0.2.1", "max_age: 60"}},
+			name: "an IPv4 mx value is dropped: it never matches",
+			text: policyLines("version: STSv1", "mode: enforce", "mx: 192.0.2.1", "mx: mx.example", "max_age: 60"),
+			want: &Policy{Mode: ModeEnforce, MaxAge: time.Minute, MX: []string{"mx.example"},
+				PolicyString: []string{"version: STSv1", "mode: enforce", "mx: 192.0.2.1", "mx: mx.example", "max_age: 60"}},
 		},
 		{
 			name: "max_age of exactly one year",
@@ -110,6 +110,7 @@ func TestParsePolicy(t *testing.T) {
 		{name: "mx missing in testing mode is invalid", text: policyLines("version: STSv1", "mode: testing", "max_age: 60")},
 		{name: "nmx typo leaves no mx and is invalid", text: policyLines("version: STSv1", "mode: enforce", "nmx: mx.example.com", "max_age: 60")},
 		{name: "only invalid mx values is invalid", text: policyLines("version: STSv1", "mode: enforce", "mx: *", "mx: [192.0.2.1]", "max_age: 60")},
+		{name: "only IP address mx values is invalid", text: policyLines("version: STSv1", "mode: enforce", "mx: 192.0.2.1", "mx: 192.0.2.2.", "max_age: 60")},
 		{name: "line without colon is invalid", text: policyLines("version: STSv1", "mode: none", "max_age 60"), line: 3},
 		{name: "key with space is invalid", text: policyLines("version: STSv1", "mode: none", "max age: 60"), line: 3},
 		{name: "empty key is invalid", text: policyLines("version: STSv1", ": none", "max_age: 60"), line: 2},

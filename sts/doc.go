@@ -55,9 +55,10 @@
 //     pattern is dropped rather than failing the policy — dropping can only
 //     narrow what the policy allows — and a policy in enforce or testing
 //     mode with no valid mx left (the typo "nmx:") is invalid. An mx value
-//     written as an IPv4 address is a valid Domain in the ABNF and is kept,
-//     but Match never matches a host that looks like an IP address. A
-//     trailing dot on an mx value is tolerated.
+//     written as an IPv4 address passes as a Domain in the ABNF, but it
+//     names no host and never matches, so it is dropped like any invalid
+//     value: a policy of addresses only is invalid, not one that refuses
+//     every MX host. A trailing dot on an mx value is tolerated.
 //   - A response with a media type other than text/plain, a redirect or a
 //     status other than 200 is a fetch error (sts-policy-fetch-error); a
 //     body over 64 KiB is an invalid policy; a certificate failure of the

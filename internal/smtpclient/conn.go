@@ -335,8 +335,10 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	return nil
 }
 
-// Reset sends RSET (RFC 5321 §4.1.1.5), ending any transaction, so that a
-// pooled connection starts the next message clean.
+// Reset sends RSET (RFC 5321 §4.1.1.5), ending any transaction. A pool
+// need not call it between messages: Send itself ends a transaction left
+// open (pipelining the RSET with the next envelope when it can), and MAIL
+// directly after a completed transaction is legal.
 func (c *Conn) Reset(ctx context.Context) error {
 	if err := c.begin(ctx); err != nil {
 		return err

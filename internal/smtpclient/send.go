@@ -122,11 +122,6 @@ func (c *Conn) Send(ctx context.Context, env Envelope, r io.Reader) (*SendResult
 		return res, err
 	}
 	defer c.end()
-	if c.inTx {
-		if err := c.rset(); err != nil {
-			return res, err
-		}
-	}
 	if _, ok := c.ext["PIPELINING"]; ok {
 		err = c.envelopePipelined(t, res)
 	} else {
@@ -140,36 +135,43 @@ func (c *Conn) Send(ctx context.Context, env Envelope, r io.Reader) (*SendResult
 
 // envelopePipelined sends MAIL, the RCPTs and DATA in groups (RFC 2920
 // §3.1: DATA only as the last command of a group) and reads every reply,
-// as §3.1 requires even when MAIL failed.
+// as §3.1 requires even when MAIL failed. An open transaction is ended by
+// an RSET at the head of the first group, which §3.1 allows anywhere.
 func (c *Conn) envelopePipelined(t *transaction, res *SendResult) error {
-	n := 2 + len(t.rcpts) // MAIL, RCPTs, DATA
-	for start := 0; start < n; start += maxGroup {
-		end := min(start+maxGroup, n)
-		for i := start; i < end; i++ {
-			switch {
-			case i == 0:
-				c.writeLine(t.mail, "")
-			case i == n-1:
-				c.writeLine("DATA", "")
-			default:
-				c.writeLine(t.rcpts[i-1], "")
-			}
+	var cmds []string
+	if c.inTx {
+		cmds = append(cmds, "RSET")
+	}
+	cmds = append(cmds, t.mail)
+	cmds = append(cmds, t.rcpts...)
+	cmds = append(cmds, "DATA")
+	rcpt := 0
+	for start := 0; start < len(cmds); start += maxGroup {
+		end := min(start+maxGroup, len(cmds))
+		for _, line := range cmds[start:end] {
+			c.writeLine(line, "")
 		}
 		if err := c.flush("MAIL", c.to.Mail); err != nil {
 			return err
 		}
-		for i := start; i < end; i++ {
+		for _, line := range cmds[start:end] {
 			var err error
 			switch {
-			case i == 0:
+			case line == "RSET":
+				var r *Reply
+				if r, err = c.reply("RSET", c.to.Command); err == nil && r.Code == 250 {
+					c.inTx = false
+				}
+			case line == "DATA":
+				res.Data, err = c.reply("DATA", c.to.DataInit)
+			case res.Mail == nil:
 				res.Mail, err = c.reply("MAIL", c.to.Mail)
 				if err == nil && res.Mail.Code/100 == 2 {
 					c.inTx = true
 				}
-			case i == n-1:
-				res.Data, err = c.reply("DATA", c.to.DataInit)
 			default:
-				res.Rcpts[i-1], err = c.reply("RCPT", c.to.Rcpt)
+				res.Rcpts[rcpt], err = c.reply("RCPT", c.to.Rcpt)
+				rcpt++
 			}
 			if err != nil {
 				return err
@@ -187,6 +189,11 @@ func (c *Conn) envelopePipelined(t *transaction, res *SendResult) error {
 // envelopeInTurn sends MAIL, the RCPTs and DATA one by one, stopping as
 // soon as the transaction cannot go on.
 func (c *Conn) envelopeInTurn(t *transaction, res *SendResult) error {
+	if c.inTx {
+		if err := c.rset(); err != nil {
+			return err
+		}
+	}
 	var err error
 	if res.Mail, err = c.cmd("MAIL", c.to.Mail, t.mail); err != nil {
 		return err

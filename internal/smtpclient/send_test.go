@@ -573,3 +573,30 @@ func TestSendStreamsFromAnyReader(t *testing.T) {
 		t.Errorf("sink got %d octets, want %d", len(got), len(want))
 	}
 }
+
+func TestSendPipelinesRsetAfterAnOpenTransaction(t *testing.T) {
+	c := fakeHello(t, Options{}, []string{"PIPELINING"}, func(p *fakePeer) {
+		p.line()
+		p.line()
+		p.line()
+		p.send("250 ok\r\n550 no\r\n554 no valid recipients\r\n")
+		// MAIL was accepted, so the transaction is open: RSET goes at the
+		// head of the next group (RFC 2920 §3.1), not in a round trip
+		// of its own.
+		for _, want := range []string{"RSET", "MAIL FROM:<a@example.org>", "RCPT TO:<c@example.net>", "DATA"} {
+			p.expect(want)
+		}
+		p.send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+		if !p.content() {
+			return
+		}
+		p.send("250 queued\r\n")
+	})
+	ctx := context.Background()
+	if _, err := c.Send(ctx, env("b@example.net"), strings.NewReader(body)); !errors.Is(err, ErrNoRecipients) {
+		t.Fatalf("Send = %v, want ErrNoRecipients", err)
+	}
+	if _, err := c.Send(ctx, env("c@example.net"), strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+}

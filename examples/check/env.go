@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -76,12 +77,36 @@ func (e *Env) resolver() *dane.Resolver {
 	return e.Resolver
 }
 
+// dial connects through Dial, or else directly. A host name (the policy
+// host's) is then resolved through the env's resolver, not the system's,
+// so that -resolver answers every question the check asks.
 func (e *Env) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if e.Dial != nil {
 		return e.Dial(ctx, network, addr)
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || isAddress(host) {
+		return d.DialContext(ctx, network, addr)
+	}
+	ans, err := e.resolver().LookupHost(ctx, host)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	var firstErr error
+	for _, ip := range ans.Addrs() {
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s has no address", host)}
+	}
+	return nil, firstErr
 }
 
 // httpClient returns the client for policy fetches: HTTPClient, or one

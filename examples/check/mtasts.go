@@ -39,19 +39,23 @@ func checkSTS(ctx context.Context, env *Env, domain string, set *mxSet, rep *Rep
 	if !ok {
 		return nil
 	}
-	if !hasRecord && !resolves(ctx, env, host) {
+	noPolicy := func() {
 		rep.add(AreaSTS, recName, OK, "no MTA-STS record: senders apply no MTA-STS policy",
 			"to have senders insist on TLS with valid certificates, publish a policy (RFC 8461 §3)")
+	}
+	if !hasRecord && !resolves(ctx, env, host) {
+		noPolicy()
 		return nil
 	}
+	// Without a record, a policy host that serves a policy anyway is worth
+	// knowing about: its owner believes MTA-STS is on.
 	pol, err := client.FetchPolicy(ctx, domain)
 	switch {
 	case err != nil && !hasRecord:
-		rep.add(AreaSTS, recName, OK, "no MTA-STS record: senders apply no MTA-STS policy",
-			"to have senders insist on TLS with valid certificates, publish a policy (RFC 8461 §3)")
+		noPolicy()
 		return nil
 	case err != nil:
-		reportFetchError(env, host, err, certs, rep)
+		reportFetchError(env, host, err, rep)
 		return nil
 	case !hasRecord:
 		rep.add(AreaSTS, recName, Error, fmt.Sprintf("a policy is served at https://%s/.well-known/mta-sts.txt, but there is no _mta-sts TXT record, so senders never fetch it", host),
@@ -70,7 +74,7 @@ func checkSTS(ctx context.Context, env *Env, domain string, set *mxSet, rep *Rep
 // (RFC 8461 §3.3), a certificate the WebPKI refuses, an invalid policy
 // (§3.2). Senders without a cached policy then apply none; those with one
 // keep it until it expires (§5.1).
-func reportFetchError(env *Env, host string, err error, certs *peerCertificates, rep *Report) {
+func reportFetchError(env *Env, host string, err error, rep *Report) {
 	const consequence = "; senders apply no policy (or a cached one, until it expires)"
 	switch {
 	case errors.Is(err, sts.ErrWebPKI):
@@ -136,13 +140,17 @@ func resolves(ctx context.Context, env *Env, name string) bool {
 // the owner when the policy last changed.
 func newPolicyID(env *Env) string { return env.now().UTC().Format("20060102150405") }
 
-// judgePolicy reports the mode, max_age, the mx values that were dropped
+// judgePolicy reports the mode, max_age, mx values that can match nothing
 // and the MX hosts the patterns do not cover.
 func judgePolicy(domain string, pol *sts.Policy, set *mxSet, rep *Report) {
 	subject := "mta-sts." + domain
 	changeID := fmt.Sprintf(", then change the id in _mta-sts.%s so that senders fetch it again", domain)
-	rep.add(AreaSTS, subject, OK, fmt.Sprintf("policy: mode %s, max_age %d (%s), mx %s",
-		pol.Mode, int64(pol.MaxAge/time.Second), humanDuration(pol.MaxAge), strings.Join(pol.MX, ", ")), "")
+	mx := "no mx"
+	if len(pol.MX) > 0 {
+		mx = "mx " + strings.Join(pol.MX, ", ")
+	}
+	rep.add(AreaSTS, subject, OK, fmt.Sprintf("policy: mode %s, max_age %d (%s), %s",
+		pol.Mode, int64(pol.MaxAge/time.Second), humanDuration(pol.MaxAge), mx), "")
 	switch pol.Mode {
 	case sts.ModeTesting:
 		rep.add(AreaSTS, subject, Warning, "mode testing: senders report failures but deliver anyway, so an attacker can still strip TLS",
@@ -157,17 +165,17 @@ func judgePolicy(domain string, pol *sts.Policy, set *mxSet, rep *Report) {
 		rep.add(AreaSTS, subject, Warning, fmt.Sprintf("max_age %d is under a day: the policy lapses between visits of senders that mail the domain rarely (RFC 8461 §3.2 expects weeks)", int64(pol.MaxAge/time.Second)),
 			fmt.Sprintf("max_age: %d (a week) or more, up to 31557600", int64(suggestedAge/time.Second))+changeID)
 	}
-	for _, pat := range pol.MX {
-		if isAddress(pat) {
+	for _, v := range mxValues(pol) {
+		switch {
+		case isAddress(strings.Trim(v, "[]")):
 			// RFC 8461 §4.1 matches MX host names, and an MX record
-			// names a host: sts.Policy.Match never matches an address.
-			rep.add(AreaSTS, subject, Warning, fmt.Sprintf("mx value %q is an address, which never matches an MX host", pat),
+			// names a host: an address never matches.
+			rep.add(AreaSTS, subject, Warning, fmt.Sprintf("mx value %q is an address, which never matches an MX host", v),
 				"name the MX host instead"+changeID)
+		case !validMXValue(v):
+			rep.add(AreaSTS, subject, Warning, fmt.Sprintf("mx value %q is not a host name or *.domain pattern and is ignored", v),
+				"write host names (mx.example.com) or one-label wildcards (*.example.com)"+changeID)
 		}
-	}
-	for _, v := range droppedMX(pol) {
-		rep.add(AreaSTS, subject, Warning, fmt.Sprintf("mx value %q is not a host name or *.domain pattern and is ignored", v),
-			"write host names (mx.example.com) or one-label wildcards (*.example.com)"+changeID)
 	}
 	sev := Error
 	if pol.Mode == sts.ModeTesting {
@@ -187,22 +195,22 @@ func judgePolicy(domain string, pol *sts.Policy, set *mxSet, rep *Report) {
 	}
 }
 
-// droppedMX returns the values of the policy's mx lines that the parser
-// left out of Policy.MX as invalid patterns. Each value is judged by
-// sts.ParsePolicy itself, in a policy that has nothing else to fail.
-func droppedMX(pol *sts.Policy) []string {
+// mxValues returns the values of the policy's mx lines, as written.
+func mxValues(pol *sts.Policy) []string {
 	var out []string
 	for _, line := range pol.PolicyString {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || strings.TrimSpace(k) != "mx" {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		if _, err := sts.ParsePolicy("version: STSv1\nmode: enforce\nmax_age: 86400\nmx: " + v + "\n"); err != nil {
-			out = append(out, v)
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "mx" {
+			out = append(out, strings.TrimSpace(v))
 		}
 	}
 	return out
+}
+
+// validMXValue reports whether sts.ParsePolicy takes v as an mx pattern:
+// the parser itself judges it, in a policy with nothing else to fail.
+func validMXValue(v string) bool {
+	_, err := sts.ParsePolicy("version: STSv1\nmode: enforce\nmax_age: 86400\nmx: " + v + "\n")
+	return err == nil
 }
 
 // humanDuration writes a max_age the way people think of it.

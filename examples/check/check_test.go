@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -533,4 +537,23 @@ func TestResolverNotAnswering(t *testing.T) {
 	if len(rep.Findings) != 1 {
 		t.Errorf("got %d findings, want only the resolver's", len(rep.Findings))
 	}
+}
+
+// TestNoIPv6Here: a machine without IPv6 cannot judge an MX host's IPv6
+// address; that is a warning about the vantage point, not an error of the
+// domain, and the IPv4 address is still checked.
+func TestNoIPv6Here(t *testing.T) {
+	w := newWorld(t)
+	w.build(t, domainSetup{Hosts: []hostSetup{{Name: "mx1"}}})
+	must(t, w.DNS.Add("mx1.good.example. 300 IN AAAA 2001:db8::25"))
+	w.env.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "[") {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}
+		}
+		return w.Dialer.DialContext(ctx, network, addr)
+	}
+	expect(t, w.check(t, "good.example"),
+		want{AreaHosts, "mx1.good.example [2001:db8::25]", Warning, "cannot reach IPv6 addresses"},
+		want{AreaHosts, "mx1.good.example [" + w.ips["mx1.good.example"] + "]", OK, "STARTTLS with TLS 1.3"},
+	)
 }

@@ -67,9 +67,11 @@
 //
 // It does not send mail, so it cannot see REQUIRETLS or a full delivery;
 // it cannot tell how long a policy has been in testing mode; it does not
-// POST test reports to https: destinations. Port 25 is blocked on many
-// home and cloud networks: when no MX host can be reached, one warning says
-// so. Internationalised names must be given as A-labels.
+// POST test reports to https: destinations. It judges from where it runs:
+// port 25 is blocked on many home and cloud networks, so when no MX host
+// can be reached one warning says so; an IPv6 address this machine has no
+// route to is a warning, not an error. Internationalised names must be
+// given as A-labels.
 //
 // The checks run over an injectable Env (resolver, dialer, HTTP client,
 // root CAs, clock), so that the tests run them against the loopback world

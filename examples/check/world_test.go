@@ -46,6 +46,7 @@ type hostSetup struct {
 type world struct {
 	*testenv.World
 	env Env
+	ips map[string]string // MX host name -> its loopback address
 }
 
 func newWorld(t *testing.T) *world {
@@ -65,7 +66,7 @@ func newWorld(t *testing.T) *world {
 	if err := w.DNS.Zone(".", testenv.Secure); err != nil {
 		t.Fatal(err)
 	}
-	return &world{World: w, env: Env{
+	return &world{World: w, ips: make(map[string]string), env: Env{
 		Resolver: &dane.Resolver{Servers: []dane.Server{{Addr: w.DNS.Addr}}, Timeout: time.Second},
 		Dial:     w.Dialer.DialContext,
 		RootCAs:  w.CA.Pool(),
@@ -125,6 +126,7 @@ func (w *world) buildHost(t *testing.T, d string, h hostSetup) string {
 	}
 	_, ip, err := w.MX(name, opts)
 	must(t, err)
+	w.ips[name] = ip
 	if h.Refuse {
 		w.Dialer.Refuse(ip + ":25")
 	}

@@ -157,3 +157,26 @@ func FuzzWrap(f *testing.F) {
 		}
 	})
 }
+
+// TestColour: colour codes only when asked for, and the columns of the
+// plain report stay aligned whatever the severity.
+func TestColour(t *testing.T) {
+	rep := &Report{Domain: "a.example", Checked: "2026-01-01T00:00:00Z"}
+	rep.add(AreaMX, "a.example", OK, "fine", "")
+	rep.add(AreaMX, "mx.a.example", Error, "broken", "mend it")
+	var plain, coloured strings.Builder
+	writeText(&plain, rep, false)
+	writeText(&coloured, rep, true)
+	if strings.Contains(plain.String(), "\x1b[") {
+		t.Errorf("plain report has colour codes:\n%s", plain.String())
+	}
+	if !strings.Contains(coloured.String(), ansiRed+"error  "+ansiReset) {
+		t.Errorf("coloured report lacks a red severity:\n%q", coloured.String())
+	}
+	want := "  ok       a.example     fine\n" +
+		"  error    mx.a.example  broken\n" +
+		"                         fix: mend it\n"
+	if !strings.Contains(plain.String(), want) {
+		t.Errorf("plain report:\n%s\nwant the lines:\n%s", plain.String(), want)
+	}
+}

@@ -136,8 +136,8 @@ type Conn struct {
 
 // New reads the server's greeting on an established connection (RFC 5321
 // §3.1). A greeting other than 220 is an error: a *Reply for 4xx and 5xx
-// (after a 554, QUIT is sent as §3.1 asks), a *ConnError otherwise. On
-// error the connection is closed.
+// (QUIT is sent first, as §3.1 asks after a 554, except after a 421), a
+// *ConnError otherwise. On error the connection is closed.
 func New(ctx context.Context, conn net.Conn, opts Options) (*Conn, error) {
 	c := &Conn{raw: conn, conn: conn, opts: opts, to: opts.Timeouts.withDefaults()}
 	c.br = bufio.NewReaderSize(conn, maxReplyLine)

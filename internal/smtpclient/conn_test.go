@@ -86,6 +86,10 @@ func TestGreeting(t *testing.T) {
 			t.Fatalf("New = %v, want a *ConnError for the greeting", err)
 		}
 	})
+}
+
+func TestGreetingTimeouts(t *testing.T) {
+	ctx := context.Background()
 	t.Run("greeting timeout (RFC 5321 §4.5.3.2.1)", func(t *testing.T) {
 		_, err := newFake(t, ctx, Options{Timeouts: Timeouts{Greeting: 30 * time.Millisecond}}, func(p *fakePeer) { p.line() })
 		if !errors.Is(err, ErrConnLost) || !isTimeout(err) {
@@ -192,6 +196,10 @@ func TestHello(t *testing.T) {
 		}
 		c.Close()
 	})
+}
+
+func TestHelloRefused(t *testing.T) {
+	ctx := context.Background()
 	t.Run("HELO refused too", func(t *testing.T) {
 		c := fakeConn(t, Options{}, func(p *fakePeer) {
 			p.line()
@@ -316,6 +324,11 @@ func TestStartTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestStartTLSRefusesInjectedReplies(t *testing.T) {
+	ctx := context.Background()
+	k := testPKI(t)
 	t.Run("replies injected after the 220 are refused (RFC 3207 §5)", func(t *testing.T) {
 		c := fakeHello(t, Options{}, []string{"STARTTLS"}, func(p *fakePeer) {
 			p.expect("STARTTLS")
@@ -335,6 +348,11 @@ func TestStartTLS(t *testing.T) {
 			t.Error("TLS state after the refused injection")
 		}
 	})
+}
+
+func TestStartTLSHandshakeFailures(t *testing.T) {
+	ctx := context.Background()
+	k := testPKI(t)
 	handshakeFailures := []struct {
 		name  string
 		opts  testenv.SMTPOptions

@@ -43,6 +43,8 @@
 //   - RFC 2920 PIPELINING: MAIL, every RCPT and DATA in one write (in groups
 //     of at most 100 commands), every reply checked (§3.1), including a
 //     DATA accepted although no recipient was, which gets an empty message.
+//     A transaction left open by the previous Send is ended by an RSET at
+//     the head of the next group; a completed one needs none.
 //   - RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8 (set when an
 //     address needs it), RFC 3461 DSN (RET, ENVID, NOTIFY, ORCPT in xtext;
 //     RFC 6533 utf-8-addr-xtext for a non-ASCII ORCPT), sent only when

@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/internal/testenv"
@@ -392,5 +394,112 @@ func TestDeliverRefusesUnusableMessages(t *testing.T) {
 	var de *Error
 	if !errors.As(asError(errors.New("x")), &de) || !de.Temporary {
 		t.Error("asError of a plain error is not a temporary *Error")
+	}
+}
+
+func TestPoolIdleTimeoutAndLimits(t *testing.T) {
+	idle := func(c *Client) int {
+		c.pool.mu.Lock()
+		defer c.pool.mu.Unlock()
+		n := 0
+		for _, h := range c.pool.hosts {
+			for _, list := range h.idle {
+				n += len(list)
+			}
+		}
+		return n
+	}
+	t.Run("idle sessions are closed after the timeout", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:pool.example.")
+		tw.mx("pool.example", 10, "mx.pool.example", testenv.SMTPOptions{})
+		c := tw.client(func(cfg *Config) { cfg.IdleTimeout = 20 * time.Millisecond })
+		want(t, deliver(t, c, msg("bob@pool.example"))[0], Delivered, "")
+		deadline := time.Now().Add(5 * time.Second)
+		for idle(c) != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := idle(c); n != 0 {
+			t.Fatalf("%d idle sessions left", n)
+		}
+		res := deliver(t, c, msg("bob@pool.example"))
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Reused {
+			t.Error("an expired session was reused")
+		}
+	})
+	t.Run("MaxMessagesPerConn", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:pool.example.")
+		sink, _ := tw.mx("pool.example", 10, "mx.pool.example", testenv.SMTPOptions{})
+		c := tw.client(func(cfg *Config) { cfg.MaxMessagesPerConn = 2 })
+		for i := 0; i < 5; i++ {
+			want(t, deliver(t, c, msg("bob@pool.example"))[0], Delivered, "")
+		}
+		if n := sink.Connections(); n != 3 {
+			t.Errorf("%d connections for 5 messages at 2 per connection", n)
+		}
+	})
+	t.Run("negative IdleTimeout disables reuse, Close ends idle sessions", func(t *testing.T) {
+		tw := newTestWorld(t, "insecure:pool.example.")
+		sink, _ := tw.mx("pool.example", 10, "mx.pool.example", testenv.SMTPOptions{})
+		c := tw.client(func(cfg *Config) { cfg.IdleTimeout = -1 })
+		want(t, deliver(t, c, msg("bob@pool.example"))[0], Delivered, "")
+		want(t, deliver(t, c, msg("bob@pool.example"))[0], Delivered, "")
+		if n := sink.Connections(); n != 2 {
+			t.Errorf("%d connections without reuse, want 2", n)
+		}
+		c2 := tw.client(nil)
+		want(t, deliver(t, c2, msg("bob@pool.example"))[0], Delivered, "")
+		if idle(c2) != 1 {
+			t.Fatal("no idle session kept")
+		}
+		c2.Close()
+		if idle(c2) != 0 {
+			t.Error("Close left idle sessions")
+		}
+		res := deliver(t, c2, msg("bob@pool.example"))
+		want(t, res[0], Delivered, "")
+		if idle(c2) != 0 {
+			t.Error("a closed Client kept a session")
+		}
+	})
+}
+
+func TestObserver(t *testing.T) {
+	tw := newTestWorld(t, "insecure:obs.example.")
+	_, dead := tw.mx("obs.example", 10, "mx1.obs.example", testenv.SMTPOptions{})
+	tw.w.Dialer.Refuse(dead + ":25")
+	tw.mx("obs.example", 20, "mx2.obs.example", testenv.SMTPOptions{})
+	var mu sync.Mutex
+	var skipped, started, failedStarts, txResults int
+	c := tw.client(func(cfg *Config) {
+		cfg.Observer = Observer{
+			HostSkipped: func(domain, host string, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if domain == "obs.example" && host == "mx1.obs.example" && err != nil {
+					skipped++
+				}
+			},
+			SessionStarted: func(s Session, d time.Duration, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failedStarts++
+				} else if s.MXHost == "mx2.obs.example" {
+					started++
+				}
+			},
+			Transaction: func(s Session, results []Result, d time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				txResults += len(results)
+			},
+		}
+	})
+	want(t, deliver(t, c, msg("a@obs.example", "b@obs.example"))[0], Delivered, "")
+	mu.Lock()
+	defer mu.Unlock()
+	if skipped != 1 || started != 1 || failedStarts != 1 || txResults != 2 {
+		t.Errorf("skipped %d, started %d, failed starts %d, transaction results %d", skipped, started, failedStarts, txResults)
 	}
 }

@@ -24,6 +24,7 @@ func (m *Message) Inspect() error {
 	br := bufio.NewReader(io.NewSectionReader(m.Body, 0, m.Size))
 	var field []byte // the current header field, unfolded
 	inHeader := true
+	midLine := false // the previous read ended inside a line longer than the buffer
 	finishField := func() {
 		if isTLSRequiredNo(field) {
 			m.TLSOptional = true
@@ -32,7 +33,9 @@ func (m *Message) Inspect() error {
 	}
 	for {
 		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
+		continued := midLine
+		midLine = err == bufio.ErrBufferFull
+		if midLine {
 			err = nil
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -44,6 +47,11 @@ func (m *Message) Inspect() error {
 			m.SMTPUTF8 = m.SMTPUTF8 || eight
 			trimmed := bytes.TrimRight(line, "\r\n")
 			switch {
+			case continued:
+				// More of an over-long line: part of the current field.
+				if len(field)+len(trimmed) <= maxHeaderLine {
+					field = append(field, trimmed...)
+				}
 			case len(trimmed) == 0 && len(line) > 0:
 				// RFC 5322 §2.1: an empty line ends the header.
 				finishField()

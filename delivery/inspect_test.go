@@ -48,6 +48,19 @@ func TestInspectLongLines(t *testing.T) {
 	}
 }
 
+func TestInspectFieldInsideALongLineIsNotAField(t *testing.T) {
+	// bufio's buffer is 4096 bytes: the line is cut right before the text
+	// that would look like a field of its own.
+	line := "X-Long: " + strings.Repeat("a", 4096-len("X-Long: ")) + "TLS-Required: No\r\n\r\nbody"
+	m := &Message{Body: strings.NewReader(line), Size: int64(len(line))}
+	if err := m.Inspect(); err != nil {
+		t.Fatal(err)
+	}
+	if m.TLSOptional {
+		t.Error("text inside a long header line was taken for a field")
+	}
+}
+
 func TestNeedsSMTPUTF8(t *testing.T) {
 	m := &Message{From: "a@example.org"}
 	if m.needsSMTPUTF8([]Recipient{{Address: "b@example.com"}}) {

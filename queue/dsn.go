@@ -79,7 +79,7 @@ func (q *Queue) writeDSN(env *Envelope, reports []dsnRecipient, original []byte,
 	hdr("To", "<"+env.From+">")
 	hdr("Subject", subject)
 	hdr("Date", now.Format(time.RFC1123Z))
-	hdr("Message-ID", "<"+string(newID(now))+".dsn@"+host+">")
+	hdr("Message-ID", "<"+string(q.newID(now))+".dsn@"+host+">")
 	// RFC 3834 §5: a DSN is an automatic response.
 	hdr("Auto-Submitted", "auto-replied")
 	hdr("MIME-Version", "1.0")

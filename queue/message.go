@@ -10,20 +10,29 @@ import (
 )
 
 // ID names a queued message. IDs are 20 characters of lower-case base32
-// (digits and a–v), begin with the enqueue time in milliseconds so that
-// they sort by arrival, and end with 48 random bits so that nodes of a
-// fleet never collide.
+// (digits and a–v): the enqueue time in nanoseconds, made strictly
+// increasing within a Queue so that IDs sort by arrival, then 32 random
+// bits so that the nodes of a fleet do not collide.
 type ID string
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
-// newID returns a fresh ID for a message enqueued at now.
-func newID(now time.Time) ID {
+// newID returns a fresh ID for a message enqueued at now, later than every
+// ID this Queue made before.
+func (q *Queue) newID(now time.Time) ID {
+	t := max(now.UnixNano(), 0)
+	for {
+		last := q.lastID.Load()
+		if t <= last {
+			t = last + 1
+		}
+		if q.lastID.CompareAndSwap(last, t) {
+			break
+		}
+	}
 	var b [12]byte
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(max(now.UnixMilli(), 0)))
-	copy(b[:6], ms[2:])
-	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24)
+	binary.BigEndian.PutUint64(b[:8], uint64(t))
+	_, _ = rand.Read(b[8:]) // crypto/rand.Read never fails (Go 1.24)
 	return ID(idEncoding.EncodeToString(b[:]))
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealpost/sealpost/delivery"
@@ -23,6 +24,8 @@ type Queue struct {
 	log   *slog.Logger
 	// wake nudges the scheduler: new or released mail is due now.
 	wake chan struct{}
+
+	lastID atomic.Int64 // the time in the last ID made, see newID
 
 	mu         sync.Mutex
 	running    bool
@@ -178,7 +181,7 @@ func checkAddr(a string) error {
 func (q *Queue) prepare(in *Envelope, kind Kind, body []byte) *Envelope {
 	now := q.now()
 	e := &Envelope{
-		ID: newID(now), From: in.From, Arrived: now,
+		ID: q.newID(now), From: in.From, Arrived: now,
 		EnvID: in.EnvID, Ret: in.Ret, RequireTLS: in.RequireTLS,
 		Kind: kind, Held: in.Held, Size: int64(len(body)),
 	}

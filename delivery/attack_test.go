@@ -35,7 +35,7 @@ func TestAttackMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			return dw.testWorld, msg("bob@secure.example")
-		}, expect{TemporaryFailure, "4.7.10", tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired}},
+		}, expect{TemporaryFailure, "4.7.10", tlsrpt.PolicyTypeTLSA, tlsrpt.ResultSTARTTLSNotSupported}},
 		{"STARTTLS stripped under MTA-STS", func(t *testing.T) (*testWorld, *Message) {
 			tw, _, ip := stsWorld(t, enforcePolicy, testenv.SMTPOptions{})
 			if _, err := tw.w.Attack(ip, testenv.AttackerOptions{Mode: testenv.StripSTARTTLS}); err != nil {

@@ -105,7 +105,7 @@ func TestDANE(t *testing.T) {
 		if att.Transactions() != 0 || len(dw.sink.Messages()) != 0 {
 			t.Error("the message went through the attacker")
 		}
-		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
+		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultSTARTTLSNotSupported)
 	})
 	t.Run("intercepted TLS is refused", func(t *testing.T) {
 		dw := newDANEWorld(t, testenv.SMTPOptions{})
@@ -173,7 +173,7 @@ func TestDANE(t *testing.T) {
 		}
 		c := tw.client(nil)
 		want(t, deliver(t, c, msg("bob@secure.example"))[0], TemporaryFailure, "4.7.10")
-		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultSTARTTLSNotSupported)
 	})
 	t.Run("TLS-Required: No delivers despite a mismatch, and reports it", func(t *testing.T) {
 		other := tlsLeaf(t)

@@ -195,6 +195,11 @@ func (c *Client) decideSTS(d *decision, req *Requirement) error {
 func (c *Client) decideLocal(d *decision, req *Requirement) error {
 	lp := d.local
 	if lp.DANEOnly && req.Basis != BasisDANE {
+		if req.record {
+			// RFC 8460 §4.3.2.1: the sender requires DANE, the host has no
+			// usable DNSSEC-validated TLSA records.
+			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, req.DANE), tlsrpt.ResultDANERequired, req.Host, "")
+		}
 		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host)
 	}
 	if lp.RequireAuthenticated && req.Level < Authenticated {

@@ -116,6 +116,7 @@ func TestLocalRules(t *testing.T) {
 		if len(tw.w.Dialer.Dialed()) != 0 {
 			t.Error("dialed a host DANE does not cover")
 		}
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
 	})
 	t.Run("a local rule does not loosen DANE", func(t *testing.T) {
 		other := tlsLeaf(t)

@@ -118,17 +118,21 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 	if err != nil {
 		return fail(c.tlsFailed(a, s, v, err))
 	}
-	if err := sc.Hello(ctx, c.hostname); err != nil {
-		return fail(&connectError{err: sessionFailure(host.Name, "EHLO after STARTTLS", err)})
-	}
 	st, _ := sc.TLSState()
-	s.info.HELO = sc.ServerName()
 	s.info.TLSVersion, s.info.CipherSuite = st.Version, st.CipherSuite
 	s.info.Auth = v.auth()
 	a.last = s.info
 	if req.record {
+		// The TLS session is what RFC 8460 counts, whatever follows it.
 		c.record(req.report, v.reportFailure(), &s.info)
 	}
+	if err := sc.Hello(ctx, c.hostname); err != nil {
+		return fail(&connectError{err: sessionFailure(host.Name, "EHLO after STARTTLS", err)})
+	}
+	if name := sc.ServerName(); name != "" {
+		s.info.HELO = name
+	}
+	a.last = s.info
 	return s, nil
 }
 
@@ -141,13 +145,9 @@ func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
 	s.info.Auth = Plaintext
 	a.last = s.info
 	if notSupported && req.record {
-		// RFC 8460 §4.3.1: the MX did not offer STARTTLS. A DANE host
-		// must (RFC 7672 §2.2): that is "dane-required" there.
-		rt := tlsrpt.ResultSTARTTLSNotSupported
-		if req.Basis == BasisDANE || req.Basis == BasisDANEUnusable {
-			rt = tlsrpt.ResultDANERequired
-		}
-		c.record(req.report, c.failureOf(rt, "", &s.info), &s.info)
+		// RFC 8460 §4.3.1, for DANE hosts too: "dane-required" (§4.3.2.1)
+		// means a sender demanding DANE of a host without TLSA records.
+		c.record(req.report, c.failureOf(tlsrpt.ResultSTARTTLSNotSupported, "", &s.info), &s.info)
 	}
 	if req.Level == Opportunistic {
 		return nil
@@ -159,11 +159,11 @@ func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
 // tlsFailed records and classifies a failed STARTTLS handshake.
 func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) error {
 	info := &s.info
-	if errors.Is(err, smtpclient.ErrConnLost) && v.err == nil {
-		var te *smtpclient.TLSError
-		if !errors.As(err, &te) {
-			return &connectError{err: sessionFailure(info.MXHost, "STARTTLS", err)}
-		}
+	var te *smtpclient.TLSError
+	if !errors.As(err, &te) && v.err == nil {
+		// Lost before or outside the handshake (a dropped connection, a
+		// canceled context): a connection failure, not a TLS one.
+		return &connectError{err: sessionFailure(info.MXHost, "STARTTLS", err)}
 	}
 	req := &info.Requirement
 	if req.record {

@@ -62,9 +62,11 @@
 //     100 lines and 64 KiB; more is an error, as is a control character in
 //     the text. A bare LF ending a reply line is accepted.
 //   - Addresses are checked against RFC 5321 §4.1.2 before they go into a
-//     command, so that no input can add a line or a parameter; a local part
-//     with leading, trailing or doubled dots is allowed, since some large
-//     providers issue such addresses and they endanger nothing.
+//     command, so that no input can add a line or a parameter: stricter
+//     than the RFC, a quoted local part may not hold spaces or angle
+//     brackets, which a naive server would split at. Looser than the RFC, a
+//     local part with leading, trailing or doubled dots is allowed, since
+//     some large providers issue such addresses and they endanger nothing.
 //   - A 421 reply, a malformed reply, a timeout, a lost connection and a
 //     cancelled context all end the Conn, and all match ErrConnLost, so the
 //     caller moves on to the next host with one test.

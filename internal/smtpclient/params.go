@@ -47,8 +47,10 @@ func checkHelloName(name string) error {
 // the UTF-8 of RFC 6531 §3.3, or "" when it is one.
 //
 // The reading is strict about characters, so that nothing can break out
-// of the angle brackets or the command line, and about the domain; it
-// accepts dots at the start or end of a dot-string local part or doubled,
+// of the angle brackets or the command line even at a server that parses
+// commands naively: unlike RFC 5321, it refuses spaces and angle brackets
+// in a quoted local part too. It is strict about the domain; it accepts
+// dots at the start or end of a dot-string local part or doubled,
 // which RFC 5321 forbids but some large providers hand out, because such
 // dots endanger nothing.
 func checkMailbox(addr string) string {
@@ -98,9 +100,17 @@ func checkLocalPart(local string) string {
 			if i+1 >= len(q) || q[i+1] < 32 || q[i+1] > 126 {
 				return "bad quoted pair in local part"
 			}
+			if n := q[i+1]; n == ' ' || n == '<' || n == '>' {
+				return "space or angle bracket in quoted local part"
+			}
 			i++
 		case b == '"':
 			return "unescaped quote inside quoted local part"
+		case b == ' ' || b == '<' || b == '>':
+			// RFC 5321 allows these inside quotes, but a server that
+			// splits the command line naively would read them as the
+			// end of the path or the start of a parameter.
+			return "space or angle bracket in quoted local part"
 		case b >= 0x80:
 		case b < 32 || b > 126:
 			// qtextSMTP = %d32-33 / %d35-91 / %d93-126

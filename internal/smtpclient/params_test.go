@@ -16,7 +16,11 @@ func TestCheckMailbox(t *testing.T) {
 		{"plain address", "alice@example.org", true},
 		{"atext specials in local part", "a!#$%&'*+-/=?^_`{|}~b@example.org", true},
 		{"subaddress", "bob+tag@example.org", true},
-		{"quoted local part with space", `"john doe"@example.org`, true},
+		{"quoted local part with a space is refused (naive servers split at it)", `"john doe"@example.org`, false},
+		{"quoted local part with > is refused", `"a>b"@example.org`, false},
+		{"quoted pair of a space is refused", `"a\ b"@example.org`, false},
+		{"quoted pair of > is refused", `"a\>"@example.org`, false},
+		{"quoted local part with a comma", `"doe,john"@example.org`, true},
 		{"quoted pair in quoted local part", `"a\"b"@example.org`, true},
 		{"quoted local part holding @", `"a@b"@example.org`, true},
 		{"UTF-8 local part (RFC 6531 §3.3)", "José@example.org", true},
@@ -247,4 +251,34 @@ func TestTransactionRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzCheckMailbox(f *testing.F) {
+	for _, s := range []string{"alice@example.org", `"a,b"@x.example`, "josé@bücher.example", "a@[IPv6:::1]", "a@b>\r\nRSET", "a@[x:y]"} {
+		f.Add(s, "FAILURE", s)
+		f.Add(`"a\ b`+s, "NEVER", "x")
+	}
+	f.Fuzz(func(t *testing.T, addr, notify, orcpt string) {
+		line, err := rcptLine(Rcpt{Addr: addr, Notify: strings.Split(notify, ","), ORcpt: orcpt}, true)
+		if err != nil {
+			return
+		}
+		// Whatever was accepted stays one line, inside its brackets, and
+		// adds no parameter of its own.
+		if strings.ContainsAny(line, "\r\n\x00") {
+			t.Fatalf("accepted %q gives a command with a line break: %q", addr, line)
+		}
+		rest := strings.TrimPrefix(line, "RCPT TO:<"+addr+">")
+		for _, p := range strings.Fields(rest) {
+			if !strings.HasPrefix(p, "NOTIFY=") && !strings.HasPrefix(p, "ORCPT=") {
+				t.Fatalf("accepted input adds parameter %q: %q", p, line)
+			}
+		}
+		if strings.Count(rest, " ") != len(strings.Fields(rest)) {
+			t.Fatalf("parameter value with a space: %q", line)
+		}
+		if strings.ContainsAny(addr, " <>") {
+			t.Fatalf("address %q with a space or angle bracket accepted", addr)
+		}
+	})
 }

@@ -109,6 +109,9 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 		}
 	case delivery.PermanentFailure:
 		q.bounceRecipient(m, r, "failed")
+		if env.Kind == KindReport {
+			m.bounced = append(m.bounced, *r)
+		}
 	default:
 		maxAge := q.maxAge()
 		expiry := env.Arrived.Add(maxAge)
@@ -174,6 +177,7 @@ func (q *Queue) record(ctx context.Context, m *active) {
 	if dsn != nil {
 		q.enqueued(dsn.Envelope)
 	}
+	q.reportBounced(ctx, m)
 }
 
 // diagString renders a diagnostic for logs.

@@ -24,6 +24,9 @@ type active struct {
 	tried   bool // at least one task made an attempt
 	body    func() ([]byte, error)
 	reports []dsnRecipient // what the DSN of this round reports
+	// bounced holds the recipients of a KindReport message that failed
+	// permanently in this round.
+	bounced []Recipient
 }
 
 // task is the delivery of a message's due recipients at one domain.

@@ -503,3 +503,20 @@ func TestObserver(t *testing.T) {
 		t.Errorf("skipped %d, started %d, failed starts %d, transaction results %d", skipped, started, failedStarts, txResults)
 	}
 }
+
+func TestInternationalisedDomainAndAddressLiteral(t *testing.T) {
+	tw := newTestWorld(t, "insecure:xn--bcher-kva.example.")
+	idn, _ := tw.mx("xn--bcher-kva.example", 10, "mx.xn--bcher-kva.example", testenv.SMTPOptions{SMTPUTF8: true})
+	lit, ip := tw.mx("", 0, "literal.xn--bcher-kva.example", testenv.SMTPOptions{})
+	c := tw.client(func(cfg *Config) { cfg.AllowAddressLiterals = true })
+	res := deliver(t, c, msg("bob@b\u00fccher.example", "bob@["+ip+"]", "bob@bad..\u00fc.example"))
+	want(t, res[0], Delivered, "")
+	want(t, res[1], Delivered, "")
+	want(t, res[2], PermanentFailure, "5.1.3")
+	if m := idn.Messages(); len(m) != 1 || m[0].Rcpts[0].Addr != "bob@b\u00fccher.example" || !m[0].MailOptions.UTF8 {
+		t.Errorf("IDN sink got %+v", m)
+	}
+	if len(lit.Messages()) != 1 || res[1].Session.Requirement.Basis != NoPolicy {
+		t.Errorf("literal: %+v", res[1].Session)
+	}
+}

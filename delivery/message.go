@@ -99,14 +99,21 @@ type Recipient struct {
 	ORcpt string
 }
 
-// domain returns the recipient's domain, lower-case, and whether the
-// address has one.
+// domain returns the recipient's domain as DNS wants it: lower-case
+// A-labels (RFC 5890; an internationalised domain's U-labels are
+// converted, the address itself is sent as given, under SMTPUTF8). It
+// reports false for an address without a valid domain.
 func (r Recipient) domain() (string, bool) {
 	i := strings.LastIndexByte(r.Address, '@')
 	if i < 0 || i == len(r.Address)-1 {
 		return "", false
 	}
-	return strings.ToLower(r.Address[i+1:]), true
+	d := r.Address[i+1:]
+	if strings.HasPrefix(d, "[") {
+		return d, true // an address literal, checked by the route
+	}
+	d, ok := toASCII(strings.ToLower(d))
+	return d, ok
 }
 
 // needsSMTPUTF8 reports whether the transaction to rcpts needs SMTPUTF8:

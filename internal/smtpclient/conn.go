@@ -18,6 +18,10 @@ import (
 // envelope, or the whole of a typical message, is one write.
 const writeBufferSize = 16 << 10
 
+// quitCourtesy bounds the wait for the reply to the QUIT sent after a
+// refusing greeting.
+const quitCourtesy = 10 * time.Second
+
 // Timeouts bounds the wait at each step of a session. Each is a deadline on
 // the connection for that step; a context deadline that comes sooner wins.
 // The zero value of each field takes the value RFC 5321 §4.5.3.2 gives.
@@ -156,10 +160,13 @@ func New(ctx context.Context, conn net.Conn, opts Options) (*Conn, error) {
 		return c, nil
 	case r.Code >= 400:
 		if r.Code != 421 {
-			// RFC 5321 §3.1: after a 554 greeting the client sends QUIT.
+			// RFC 5321 §3.1: after a 554 greeting the client sends QUIT;
+			// a courtesy, so a server that refused service does not get
+			// to hold the client for long.
+			wait := min(c.to.Command, quitCourtesy)
 			c.writeLine("QUIT", "")
-			if c.flush("QUIT", c.to.Command) == nil {
-				_, _ = c.reply("QUIT", c.to.Command)
+			if c.flush("QUIT", wait) == nil {
+				_, _ = c.reply("QUIT", wait)
 			}
 		}
 		c.fail(r)

@@ -30,7 +30,9 @@ type ConnError struct {
 	// Op is the SMTP step that failed: "greeting", "EHLO", "STARTTLS",
 	// "MAIL", "RCPT", "DATA", "message data" (sending the content), "end
 	// of data" (awaiting the final reply: the server may or may not have
-	// taken the message), "RSET", "NOOP", "QUIT", "AUTH".
+	// taken the message), "RSET", "NOOP", "QUIT", "AUTH"; "cancel" when the
+	// context ended a call that had otherwise finished; "close" after
+	// Close.
 	Op string
 	// Err is the cause: a net.Error (errors.Is(err, os.ErrDeadlineExceeded)
 	// for a timeout), io.ErrUnexpectedEOF, a *ProtocolError, or the

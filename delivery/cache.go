@@ -62,6 +62,18 @@ func (c *Client) daneRequirement(ctx context.Context, domain, host string, mxSec
 	return req, e.report, nil
 }
 
+// daneCachedUntil reports until when the DANE decision for host is
+// cached, or false when the next one makes a look-up.
+func (c *Client) daneCachedUntil(domain, host string, mxSecure bool) (time.Time, bool) {
+	c.daneMu.RLock()
+	e, ok := c.daneCache[daneKey{domain, host, mxSecure}]
+	c.daneMu.RUnlock()
+	if !ok || !c.now().Before(e.expires) {
+		return time.Time{}, false
+	}
+	return e.expires, true
+}
+
 // reportPolicies builds TLS-RPT policies once per distinct policy, so that
 // recording a session stays cheap (tlsrpt.NewPolicy computes an ID).
 type reportPolicies struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sealpost/sealpost/sts"
 )
@@ -42,6 +43,10 @@ type HostExplanation struct {
 	// the host would not be used (Err says why).
 	Requirement *Requirement
 	Err         error
+	// TLSASource says whether the DANE decision (the TLSA records, or
+	// their absence) came from the Client's cache, and until when, or from
+	// a look-up made now.
+	TLSASource string
 }
 
 // Explain tells, for each MX host of domain in order, the requirement it
@@ -72,6 +77,12 @@ func (c *Client) Explain(ctx context.Context, domain string) (*Explanation, erro
 	d := &decision{t: t, sts: st, local: local, msg: &Message{}, now: c.now(), dry: true}
 	for _, host := range t.route.Hosts {
 		he := HostExplanation{Host: host}
+		if !t.literal {
+			he.TLSASource = "DNS look-up now"
+			if until, ok := c.daneCachedUntil(t.domain, host.Name, t.mxSecure); ok {
+				he.TLSASource = "cache, until " + until.UTC().Format(time.RFC3339)
+			}
+		}
 		he.Requirement, he.Err = c.decide(ctx, d, host)
 		if he.Err == nil {
 			he.Addrs, he.Err = c.addresses(ctx, t, host)
@@ -131,6 +142,9 @@ func (ex *Explanation) String() string {
 			for _, s := range r.DANE.PolicyStrings() {
 				fmt.Fprintf(&b, "    TLSA %s\n", s)
 			}
+		}
+		if h.TLSASource != "" {
+			fmt.Fprintf(&b, "    TLSA from: %s\n", h.TLSASource)
 		}
 	}
 	return b.String()

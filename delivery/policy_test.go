@@ -243,6 +243,13 @@ func TestExplain(t *testing.T) {
 			t.Errorf("explanation text lacks %q:\n%s", s, text)
 		}
 	}
+	if h.TLSASource != "DNS look-up now" {
+		t.Errorf("first explanation: TLSA from %q", h.TLSASource)
+	}
+	again, _ := c.Explain(t.Context(), "secure.example")
+	if src := again.Hosts[0].TLSASource; !strings.HasPrefix(src, "cache, until ") {
+		t.Errorf("second explanation: TLSA from %q", src)
+	}
 	ex, _ = c.Explain(t.Context(), "nowhere.secure.example")
 	if ex.Err == nil || !strings.Contains(ex.String(), "not deliverable") {
 		t.Errorf("NXDOMAIN explained as %+v", ex)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/emersion/go-smtp"
+	"github.com/sealpost/sealpost/internal/smtpclient"
 )
 
 // attempt is one delivery attempt of a message to the recipients of one
@@ -99,65 +100,62 @@ func (a *attempt) walk(ctx context.Context) {
 
 // tryHost delivers the pending recipients through host: over an idle
 // session of the same requirement when one is pooled, else over a new one
-// to each address in turn.
+// to each address in turn (RFC 5321 §5.1: every address of a host before
+// the next host). A session that is lost, or closed with 421, before the
+// message was taken leaves the recipients pending, and the next session
+// or address is tried.
 func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 	c := a.c
 	key := a.poolKey(host, req)
-	// Each pass takes an idle session out of the pool or a slot for a new
-	// one, so the loop ends.
+	var addrs []netip.Addr
+	next := 0 // the next address to dial
 	for len(a.pending) > 0 {
 		s, err := c.pool.acquire(ctx, key)
 		if err != nil {
 			a.hostFailed(host.Name, netip.Addr{}, failure(451, smtp.EnhancedCode{4, 4, 1}, err, "waiting for a free session to %s", host.Name), false)
 			return
 		}
-		if s == nil {
-			a.dialHost(ctx, host, req, key)
+		reused := s != nil
+		if !reused {
+			// The pool gave a slot: dial until an address answers.
+			if addrs == nil {
+				if addrs, err = c.addresses(ctx, a.d.t, host); err != nil {
+					c.pool.release(key)
+					a.hostFailed(host.Name, netip.Addr{}, err, false)
+					return
+				}
+			}
+			for s == nil && next < len(addrs) && ctx.Err() == nil {
+				ip := addrs[next]
+				next++
+				if s, err = c.connect(ctx, a, host, ip, req, key); err != nil {
+					var ce *connectError
+					a.hostFailed(host.Name, ip, err, errors.As(err, &ce) && ce.policy)
+				}
+			}
+			if s == nil {
+				c.pool.release(key)
+				return
+			}
+		}
+		if !a.transfer(ctx, s, reused) {
 			return
 		}
-		// A reused session that was dead, or whose server failed the
-		// transaction without deciding it (421), leaves the recipients
-		// pending: a fresh session (to any address) is tried next.
-		a.transfer(ctx, s, true)
 	}
-}
-
-// dialHost tries every address of host with one session slot.
-func (a *attempt) dialHost(ctx context.Context, host MXHost, req *Requirement, key poolKey) {
-	c := a.c
-	addrs, err := c.addresses(ctx, a.d.t, host)
-	if err != nil {
-		c.pool.release(key)
-		a.hostFailed(host.Name, netip.Addr{}, err, false)
-		return
-	}
-	for _, ip := range addrs {
-		if len(a.pending) == 0 || ctx.Err() != nil {
-			break
-		}
-		s, err := c.connect(ctx, a, host, ip, req, key)
-		if err != nil {
-			var ce *connectError
-			policy := errors.As(err, &ce) && ce.policy
-			a.hostFailed(host.Name, ip, err, policy)
-			continue
-		}
-		a.transfer(ctx, s, false)
-		return
-	}
-	c.pool.release(key)
 }
 
 // transfer runs the transaction over s and gives s back to the pool (or
-// closes it). A reused session found dead before anything was sent over
-// it is closed without counting as a failure of the host.
-func (a *attempt) transfer(ctx context.Context, s *session, reused bool) {
+// closes it). It reports whether the recipients should be tried over
+// another session of the same host: s was a pooled session found dead
+// before the server saw anything (not a failure of the host), or the
+// connection was lost or closed (421) before the message was taken.
+func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
 	out := a.c.transact(ctx, s, a)
-	switch {
-	case out.stale && reused:
+	if out.stale && reused {
 		a.c.pool.discard(s)
-		return
-	case out.err != nil:
+		return true
+	}
+	if out.err != nil {
 		a.hostFailed(s.info.MXHost, s.info.IP, out.err, false)
 	}
 	if out.reusable {
@@ -165,6 +163,7 @@ func (a *attempt) transfer(ctx context.Context, s *session, reused bool) {
 	} else {
 		a.c.pool.discard(s)
 	}
+	return out.err != nil && errors.Is(out.err, smtpclient.ErrConnLost)
 }
 
 // hostFailed notes why a host or address was not used.

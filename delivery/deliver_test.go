@@ -520,3 +520,28 @@ func TestInternationalisedDomainAndAddressLiteral(t *testing.T) {
 		t.Errorf("literal: %+v", res[1].Session)
 	}
 }
+
+func TestDroppedTransactionMovesToTheNextAddressOfTheSameHost(t *testing.T) {
+	tw := newTestWorld(t, "insecure:addr.example.")
+	dropper, _ := tw.mx("addr.example", 10, "mx1.addr.example", testenv.SMTPOptions{DropAt: testenv.StageMAIL})
+	good, err := testenv.StartSMTP(testenv.SMTPOptions{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(good.Close)
+	ip2 := tw.w.NextIP()
+	tw.w.Dialer.Route(ip2+":25", good.Addr())
+	if err := tw.w.DNS.Add("mx1.addr.example. 300 IN A " + ip2); err != nil {
+		t.Fatal(err)
+	}
+	backup, _ := tw.mx("addr.example", 20, "mx2.addr.example", testenv.SMTPOptions{})
+	c := tw.client(nil)
+	res := deliver(t, c, msg("bob@addr.example"))
+	want(t, res[0], Delivered, "")
+	if res[0].Session.MXHost != "mx1.addr.example" || res[0].Session.IP.String() != ip2 {
+		t.Errorf("delivered over %s [%s]", res[0].Session.MXHost, res[0].Session.IP)
+	}
+	if dropper.Connections() != 1 || len(good.Messages()) != 1 || backup.Connections() != 0 {
+		t.Errorf("connections: dropper %d, good %d messages, backup %d", dropper.Connections(), len(good.Messages()), backup.Connections())
+	}
+}

@@ -13,7 +13,7 @@ import (
 )
 
 // Enhanced status codes of our own policy refusals, as large providers use
-// them (RFC 3463, RFC 8689 §6.1 for 5.7.30).
+// them (RFC 3463, RFC 8689 for 5.7.30).
 var (
 	codeMXNotAllowed = smtp.EnhancedCode{4, 4, 8} // MX not allowed by policy
 	codeCertificate  = smtp.EnhancedCode{4, 7, 5} // cryptographic (certificate) failure
@@ -61,7 +61,7 @@ type decision struct {
 // relaxed reports whether the recipient domain's own policies (DANE,
 // MTA-STS, a preloaded policy) are checked but not enforced for this
 // message: TLS-RPT reports, and "TLS-Required: No" without REQUIRETLS
-// (RFC 8689 §5, §4.1).
+// (RFC 8689 §3, §4.2.2).
 func (d *decision) relaxed() bool {
 	return d.msg.TLSReport || (d.msg.TLSOptional && !d.msg.RequireTLS)
 }
@@ -136,7 +136,7 @@ func (d *decision) relaxReason() string {
 	if d.msg.TLSReport {
 		return "TLS-RPT report"
 	}
-	return "TLS-Required: No, RFC 8689 §5"
+	return "TLS-Required: No, RFC 8689 §4.2.2"
 }
 
 // decideSTS applies RFC 8461 §4 (or the operator's preloaded policy) to a

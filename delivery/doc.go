@@ -79,17 +79,17 @@
 // # Readings
 //
 // Where the RFCs leave a choice, this package chose:
-//   - Opportunistic means opportunistic (RFC 7435 §3): when nothing is
+//   - Opportunistic means opportunistic (RFC 7435): when nothing is
 //     enforced and the TLS handshake itself fails, the host is tried again
 //     in plaintext and the failure recorded; never when a policy, a local
 //     rule or REQUIRETLS demands TLS. An MTA-STS policy in testing mode is
 //     not enforced (RFC 8461 §5), so it allows the retry. Opportunistic TLS
-//     accepts TLS 1.0 and 1.1, which beat plaintext; authenticated TLS
-//     wants 1.2 or newer.
-//   - "TLS-Required: No" (RFC 8689 §5) and TLS-RPT report mail (RFC 8460
+//     accepts TLS 1.0 and 1.1, which beat plaintext (RFC 7525 §5.2);
+//     authenticated TLS wants 1.2 or newer.
+//   - "TLS-Required: No" (RFC 8689 §3, §4.2.2) and TLS-RPT report mail (RFC 8460
 //     §3) relax the recipient domain's DANE, MTA-STS and preloaded
 //     policies to checked-and-reported; the operator's own rules still
-//     apply. REQUIRETLS ignores the header (RFC 8689 §4.1).
+//     apply. REQUIRETLS makes the header ignored (RFC 8689 §3).
 //   - REQUIRETLS accepts a host validated by an MTA-STS policy in enforce or
 //     testing mode (the certificate is then checked anyway), not by a
 //     preloaded policy, which is the operator's, not the domain's.

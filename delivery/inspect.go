@@ -14,7 +14,7 @@ const maxHeaderLine = 4096
 // Inspect reads the message content once and sets the fields that depend
 // on it: EightBit (a byte above 127 anywhere), SMTPUTF8 (one in the
 // header, RFC 6531 §3.2) and TLSOptional (a "TLS-Required: No" header
-// field, RFC 8689 §5). It only ever sets them, never clears them: a
+// field, RFC 8689 §3). It only ever sets them, never clears them: a
 // caller may already know better. A queue calls it once, when the message
 // is accepted, and stores the flags with the message.
 func (m *Message) Inspect() error {
@@ -81,7 +81,7 @@ func (m *Message) Inspect() error {
 }
 
 // isTLSRequiredNo reports whether an unfolded header field is
-// "TLS-Required: No" (RFC 8689 §5; field name and value are
+// "TLS-Required: No" (RFC 8689 §3; field name and value are
 // case-insensitive, white space around the value ignored).
 func isTLSRequiredNo(field []byte) bool {
 	name, value, ok := bytes.Cut(field, []byte(":"))

@@ -46,10 +46,10 @@ type Message struct {
 	// MTA-STS policy, over TLS authenticated by DANE or the WebPKI, and
 	// only to a server that advertises REQUIRETLS; otherwise it fails
 	// permanently with 5.7.30. It takes precedence over TLSOptional
-	// (RFC 8689 §4.1).
+	// (RFC 8689 §3).
 	RequireTLS bool
 	// TLSOptional says the message carries the header field
-	// "TLS-Required: No" (RFC 8689 §5): the recipient domain's DANE and
+	// "TLS-Required: No" (RFC 8689 §3, §4.2.2): the recipient domain's DANE and
 	// MTA-STS policies are checked and reported but not enforced, so the
 	// message gets through a broken configuration; STARTTLS is still used
 	// whenever offered. The operator's LocalPolicy still applies. Inspect

@@ -182,7 +182,7 @@ func TestREQUIRETLS(t *testing.T) {
 		dw := newDANEWorld(t, testenv.SMTPOptions{})
 		c := dw.client(nil)
 		m := msg("bob@secure.example")
-		m.RequireTLS, m.TLSOptional = true, true // REQUIRETLS wins (RFC 8689 §4.1)
+		m.RequireTLS, m.TLSOptional = true, true // REQUIRETLS wins (RFC 8689 §3)
 		want(t, deliver(t, c, m)[0], PermanentFailure, "5.7.30")
 		if len(dw.sink.Messages()) != 0 {
 			t.Error("delivered")

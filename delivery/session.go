@@ -44,7 +44,7 @@ func (e *connectError) Unwrap() error { return e.err }
 
 // connect opens a session to ip as host's requirement demands, and records
 // it for TLS-RPT. Opportunistic sessions whose TLS handshake fails are
-// opened again without STARTTLS (RFC 7435 §1.3: opportunistic security
+// opened again without STARTTLS (RFC 7435: opportunistic security
 // falls back to cleartext rather than not deliver).
 func (c *Client) connect(ctx context.Context, a *attempt, host MXHost, ip netip.Addr, req *Requirement, key poolKey) (*session, error) {
 	start := c.now()

@@ -27,7 +27,7 @@ type verification struct {
 // handshake only when the requirement enforces it. An opportunistic
 // session accepts any certificate and any TLS version down to 1.0, since
 // any encryption beats the plaintext it would otherwise fall back to (RFC
-// 7435); an authenticated one wants TLS 1.2 or newer (RFC 8461 §4.2).
+// 7525 §5.2); an authenticated one wants TLS 1.2 or newer (RFC 8461 §4.2).
 func (c *Client) tlsConfig(req *Requirement, host string, v *verification) *tls.Config {
 	cfg := &tls.Config{
 		ServerName:         host,

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/queue"
+	"github.com/sealpost/sealpost/tlsrpt"
+)
+
+// A scenario is one recipient domain of the demo: how the loopback world
+// sets it up, and what must become of mail sent to it. Every scenario has
+// one MX host, "mx.<domain>", in the domain's own zone.
+type scenario struct {
+	// Domain is the recipient domain; the recipient is "bob@" + Domain.
+	Domain string
+
+	// Zone is how DNS presents the domain's zone: Secure (DNSSEC-signed)
+	// or Insecure.
+	Zone testenv.Security
+	// NullMX publishes "MX 0 ." (RFC 7505) and no MX host.
+	NullMX bool
+	// NoSTARTTLS: the MX host offers no STARTTLS at all.
+	NoSTARTTLS bool
+	// Cert says how the MX host's certificate deviates from a valid one
+	// issued by the world's CA for its name.
+	Cert testenv.LeafOptions
+	// TLSA publishes a DANE-EE "3 1 1" record pinning the MX host's key.
+	TLSA bool
+	// STS publishes an MTA-STS policy in this mode naming the MX host;
+	// empty publishes none.
+	STS string
+	// TLSRPT publishes an _smtp._tls record asking for reports by mail.
+	TLSRPT bool
+	// Strip puts an on-path attacker in front of the MX host that removes
+	// STARTTLS from its EHLO reply (RFC 3207 §6).
+	Strip bool
+
+	// Want is what must happen; the demo's test checks it.
+	Want want
+}
+
+// want is the expected outcome of a scenario's first delivery attempt.
+type want struct {
+	State queue.State
+	// Auth is how the MX host must have been authenticated (delivered
+	// mail only).
+	Auth delivery.Authentication
+	// Code is the enhanced status code of a refusal, "4.7.10".
+	Code string
+	// Failure is the TLS-RPT result type recorded for the domain, if any.
+	Failure tlsrpt.ResultType
+}
+
+// sender is the domain the demo's mail comes from; its MX host receives
+// the bounce.
+const sender = "sender.example"
+
+// scenarios are the demo's recipient domains, one per case, in the order
+// the table shows them.
+func scenarioTable() []scenario {
+	return []scenario{
+		{
+			Domain: "dane.example",
+			Zone:   testenv.Secure, TLSA: true,
+			// A self-signed certificate: DANE-EE pins the key, no CA is
+			// involved (RFC 7672 §3.1.1).
+			Cert: testenv.LeafOptions{SelfSigned: true},
+			Want: want{State: queue.StateDelivered, Auth: delivery.DANEEE},
+		},
+		{
+			Domain: "sts-enforce.example",
+			Zone:   testenv.Insecure, STS: "enforce",
+			Want: want{State: queue.StateDelivered, Auth: delivery.WebPKI},
+		},
+		{
+			Domain: "sts-testing.example",
+			Zone:   testenv.Insecure, STS: "testing", TLSRPT: true,
+			Cert: testenv.LeafOptions{Expired: true},
+			Want: want{State: queue.StateDelivered, Auth: delivery.UnauthenticatedTLS, Failure: tlsrpt.ResultCertificateExpired},
+		},
+		{
+			Domain: "stripped-sts.example",
+			Zone:   testenv.Insecure, STS: "enforce", TLSRPT: true, Strip: true,
+			Want: want{State: queue.StatePending, Code: "4.7.10", Failure: tlsrpt.ResultSTARTTLSNotSupported},
+		},
+		{
+			Domain: "stripped-dane.example",
+			Zone:   testenv.Secure, TLSA: true, Strip: true,
+			Want: want{State: queue.StatePending, Code: "4.7.10", Failure: tlsrpt.ResultSTARTTLSNotSupported},
+		},
+		{
+			Domain: "nullmx.example",
+			Zone:   testenv.Secure, NullMX: true,
+			Want: want{State: queue.StateBounced, Code: "5.1.10"},
+		},
+		{
+			Domain: "plain.example",
+			Zone:   testenv.Insecure, NoSTARTTLS: true,
+			Want: want{State: queue.StateDelivered, Auth: delivery.Plaintext},
+		},
+	}
+}
+
+// unmet lists how a recipient's outcome differs from what its scenario
+// wants; nil when it is as expected.
+func (ro recipientOutcome) unmet() []string {
+	var bad []string
+	w, q := ro.Scenario.Want, ro.Queue
+	if q.Attempts == 0 {
+		return []string{"no delivery attempt was made"}
+	}
+	if q.State != w.State {
+		bad = append(bad, fmt.Sprintf("state %v, want %v", q.State, w.State))
+	}
+	if w.State == queue.StateDelivered && ro.Result.Session.Auth != w.Auth {
+		bad = append(bad, fmt.Sprintf("server authenticated by %v, want %v", ro.Result.Session.Auth, w.Auth))
+	}
+	if got := enhanced(q.Last.Enhanced); w.Code != "" && got != w.Code {
+		bad = append(bad, fmt.Sprintf("status %s, want %s", got, w.Code))
+	}
+	delivered := 0
+	if q.State == queue.StateDelivered {
+		delivered = 1
+	}
+	if ro.Received != delivered && !ro.Scenario.NullMX {
+		bad = append(bad, fmt.Sprintf("the MX host received %d messages, want %d", ro.Received, delivered))
+	}
+	if a := ro.Attacker; a != nil && a.Transactions > 0 {
+		bad = append(bad, fmt.Sprintf("%d mail transactions went through the attacker, want none", a.Transactions))
+	}
+	if w.Failure != "" && !slices.ContainsFunc(ro.Failures, func(f tlsrpt.Failure) bool { return f.ResultType == w.Failure }) {
+		bad = append(bad, fmt.Sprintf("no %s failure recorded for TLS-RPT", w.Failure))
+	}
+	return bad
+}
+
+// setup describes how the world publishes the scenario's domain.
+func (sc scenario) setup() string {
+	parts := []string{"unsigned zone"}
+	if sc.Zone == testenv.Secure {
+		parts[0] = "DNSSEC-signed zone"
+	}
+	switch {
+	case sc.NullMX:
+		return parts[0] + `, "MX 0 ." (null MX)`
+	case sc.NoSTARTTLS:
+		parts = append(parts, "MX host without STARTTLS")
+	case sc.Cert.SelfSigned:
+		parts = append(parts, "MX host with a self-signed certificate")
+	case sc.Cert.Expired:
+		parts = append(parts, "MX host with an expired certificate")
+	default:
+		parts = append(parts, "MX host with a valid certificate")
+	}
+	if sc.TLSA {
+		parts = append(parts, "TLSA 3 1 1 pinning its key")
+	}
+	if sc.STS != "" {
+		parts = append(parts, "MTA-STS policy in "+sc.STS+" mode")
+	}
+	if sc.TLSRPT {
+		parts = append(parts, "_smtp._tls record")
+	}
+	if sc.Strip {
+		parts = append(parts, "an attacker between us and the MX host")
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/sealpost/sealpost/queue"
+)
+
+// tracker follows the queue through its Observer until the demo's mail is
+// at rest: every recipient of the message delivered, deferred or bounced
+// at its first attempt, and every bounce it caused tried too.
+type tracker struct {
+	mu      sync.Mutex
+	changed chan struct{} // signalled (never blocking) after each event
+	id      queue.ID
+	want    map[string]bool // recipients of the message, lower-case
+	// seen holds the latest state of every recipient an event was about,
+	// by lower-case address.
+	seen    map[string]queue.Recipient
+	dsns    []*queue.Envelope
+	bounced int // recipients of the message that bounced
+}
+
+func newTracker() *tracker {
+	return &tracker{changed: make(chan struct{}, 1), want: map[string]bool{}, seen: map[string]queue.Recipient{}}
+}
+
+// observer returns the queue observer that feeds the tracker.
+func (t *tracker) observer() queue.Observer {
+	return queue.Observer{
+		Enqueued: func(env *queue.Envelope) {
+			if env.Kind == queue.KindDSN {
+				t.update(func() { t.dsns = append(t.dsns, env.Clone()) })
+			}
+		},
+		Delivered: t.attempted,
+		Deferred:  t.attempted,
+		Bounced: func(id queue.ID, r *queue.Recipient) {
+			t.attempted(id, r)
+			t.update(func() {
+				if id == t.id {
+					t.bounced++
+				}
+			})
+		},
+	}
+}
+
+func (t *tracker) attempted(_ queue.ID, r *queue.Recipient) {
+	rc := *r
+	t.update(func() { t.seen[strings.ToLower(rc.Addr)] = rc })
+}
+
+func (t *tracker) update(f func()) {
+	t.mu.Lock()
+	f()
+	t.mu.Unlock()
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+// expect names the message whose recipients the tracker waits for.
+func (t *tracker) expect(id queue.ID, env *queue.Envelope) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.id = id
+	for _, r := range env.Recipients {
+		t.want[strings.ToLower(r.Addr)] = true
+	}
+}
+
+// waiting returns the recipients not yet at rest, sorted; empty when the
+// demo's mail is.
+func (t *tracker) waiting() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var left []string
+	for a := range t.want {
+		if _, ok := t.seen[a]; !ok {
+			left = append(left, a)
+		}
+	}
+	// A bounce is written after the round of attempts that bounced: one
+	// is due as soon as a recipient bounced (none asked for NOTIFY=NEVER).
+	if t.bounced > 0 && len(t.dsns) == 0 {
+		left = append(left, "the bounce to the sender")
+	}
+	for _, d := range t.dsns {
+		for _, r := range d.Recipients {
+			if _, ok := t.seen[strings.ToLower(r.Addr)]; !ok {
+				left = append(left, "the bounce to "+r.Addr)
+			}
+		}
+	}
+	sort.Strings(left)
+	return left
+}
+
+// wait returns when the demo's mail is at rest, or with an error naming
+// what it still waited for when ctx ends.
+func (t *tracker) wait(ctx context.Context) error {
+	for {
+		left := t.waiting()
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-t.changed:
+		case <-ctx.Done():
+			return fmt.Errorf("still waiting for %s: %w", strings.Join(left, ", "), ctx.Err())
+		}
+	}
+}
+
+// last returns the latest state the queue reported for addr.
+func (t *tracker) last(addr string) queue.Recipient {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seen[strings.ToLower(addr)]
+}
+
+// dsn returns the first bounce the queue wrote, or nil.
+func (t *tracker) dsn() *queue.Envelope {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.dsns) == 0 {
+		return nil
+	}
+	return t.dsns[0]
+}

@@ -12,7 +12,6 @@ import (
 const (
 	ResultTLSAInvalid             = "tlsa-invalid"
 	ResultDNSSECInvalid           = "dnssec-invalid"
-	ResultDANERequired            = "dane-required"
 	ResultValidationFailure       = "validation-failure"
 	ResultCertificateExpired      = "certificate-expired"
 	ResultCertificateHostMismatch = "certificate-host-mismatch"
@@ -39,11 +38,6 @@ var (
 	ErrCertificateHostMismatch = errors.New("certificate does not name the MX host")
 	// ErrNoPeerCertificate: the server presented no certificate.
 	ErrNoPeerCertificate = errors.New("server presented no certificate")
-	// ErrSTARTTLSNotOffered: the server of a DANE host did not offer
-	// STARTTLS (RFC 7672 §2.2: TLS is mandatory for it). This package never
-	// returns it: the SMTP client that sees the EHLO reply does, in a
-	// VerifyError, so that the failure reports as "dane-required".
-	ErrSTARTTLSNotOffered = errors.New("STARTTLS not offered by a DANE host")
 )
 
 // VerifyError says why a TLS connection did not satisfy the TLSA records of
@@ -105,8 +99,6 @@ func (e *VerifyError) ResultType() string {
 		return ResultCertificateExpired
 	case ErrCertificateHostMismatch:
 		return ResultCertificateHostMismatch
-	case ErrSTARTTLSNotOffered:
-		return ResultDANERequired
 	}
 	return ResultValidationFailure
 }

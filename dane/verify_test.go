@@ -308,12 +308,6 @@ func TestVerifyErrorDetail(t *testing.T) {
 			t.Errorf("err = %v, want an x509.CertificateInvalidError inside", err)
 		}
 	})
-	t.Run("dane-required", func(t *testing.T) {
-		e := &VerifyError{Kind: ErrSTARTTLSNotOffered, Host: "mx.example.com"}
-		if e.ResultType() != ResultDANERequired || !errors.Is(e, ErrSTARTTLSNotOffered) {
-			t.Errorf("%v: ResultType %q", e, e.ResultType())
-		}
-	})
 }
 
 func TestMatchName(t *testing.T) {

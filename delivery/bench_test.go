@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,9 +47,6 @@ type benchWorld struct {
 func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
 	w, err := testenv.NewWorld()
-	for i := 0; i < 5 && errors.Is(err, syscall.EADDRINUSE); i++ {
-		w, err = testenv.NewWorld()
-	}
 	if err != nil {
 		b.Fatal(err)
 	}

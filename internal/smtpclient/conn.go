@@ -134,8 +134,6 @@ type Conn struct {
 	ctxDeadline time.Time
 	stopWatch   func() bool
 	wTimeout    time.Duration
-
-	copyBuf []byte // for message content from readers without WriteTo
 }
 
 // New reads the server's greeting on an established connection (RFC 5321

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxGroup is the most commands sent in one pipelined group. RFC 2920 §3.1
@@ -259,15 +260,19 @@ func (c *Conn) data(r io.Reader, res *SendResult) error {
 	}
 }
 
+// copyBufs holds the buffers content copies message data through, shared
+// by all connections: a connection made for one message should not cost a
+// buffer of its own, nor should an idle pooled one keep one.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // content streams the message and reads the final reply (RFC 5321
 // §4.1.1.4). The transaction is over either way.
 func (c *Conn) content(r io.Reader) (*Reply, error) {
 	c.wTimeout = c.to.DataBlock
 	dw := &dataWriter{w: c.bw, lineStart: true}
-	if _, ok := r.(io.WriterTo); !ok && c.copyBuf == nil {
-		c.copyBuf = make([]byte, 32<<10)
-	}
-	n, err := io.CopyBuffer(dw, r, c.copyBuf)
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(dw, r, *buf)
+	copyBufs.Put(buf)
 	if err == nil {
 		err = dw.Close()
 	}

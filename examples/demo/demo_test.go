@@ -80,17 +80,26 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	for _, d := range []string{"stripped-sts.example", "stripped-dane.example"} {
-		t.Run("stripped STARTTLS defers, never sends in plaintext/"+d, func(t *testing.T) {
-			ro := byDomain[d]
-			if ro.Queue.State != queue.StatePending || ro.Queue.Attempts != 1 || ro.Queue.Last.Enhanced != [3]int{4, 7, 10} {
-				t.Errorf("state %v after %d attempts, last %+v; want pending after 1 attempt with 4.7.10", ro.Queue.State, ro.Queue.Attempts, ro.Queue.Last)
+	attacks := []struct {
+		name, domain string
+		code         [3]int
+	}{
+		{"stripped STARTTLS under MTA-STS enforce defers", "stripped-sts.example", [3]int{4, 7, 10}},
+		{"stripped STARTTLS under DANE defers", "stripped-dane.example", [3]int{4, 7, 10}},
+		{"a forged certificate under MTA-STS enforce defers", "forged-sts.example", [3]int{4, 7, 5}},
+	}
+	for _, tt := range attacks {
+		t.Run(tt.name, func(t *testing.T) {
+			ro := byDomain[tt.domain]
+			if ro.Queue.State != queue.StatePending || ro.Queue.Attempts != 1 || ro.Queue.Last.Enhanced != tt.code {
+				t.Errorf("state %v after %d attempts, last %+v; want pending after 1 attempt with %v",
+					ro.Queue.State, ro.Queue.Attempts, ro.Queue.Last, tt.code)
 			}
 			if !ro.Queue.NextAttempt.After(ro.Queue.LastAttempt) {
 				t.Errorf("next attempt %v is not after the last %v", ro.Queue.NextAttempt, ro.Queue.LastAttempt)
 			}
-			if a := ro.Attacker; a == nil || a.Connections == 0 || a.Transactions != 0 || ro.Received != 0 {
-				t.Errorf("attacker %+v, host received %d; want connections, no transaction, nothing received", a, ro.Received)
+			if a := ro.Attacker; a == nil || a.Connections == 0 || a.Handshakes != 0 || a.Transactions != 0 || ro.Received != 0 {
+				t.Errorf("attacker %+v, host received %d; want connections, no handshake, no transaction, nothing received", a, ro.Received)
 			}
 		})
 	}
@@ -220,6 +229,14 @@ func checkTable(t *testing.T, text string, n int) {
 		if utf8.RuneCountInString(l) > 100 {
 			t.Errorf("row %q is over 100 columns", l)
 		}
+	}
+}
+
+func TestRunUnknownReportDomain(t *testing.T) {
+	var stdout bytes.Buffer
+	if _, err := run(context.Background(), &stdout, options{ReportDomain: "elsewhere.example"}); err == nil ||
+		!strings.Contains(err.Error(), "elsewhere.example") {
+		t.Errorf("run = %v, want an error naming the domain", err)
 	}
 }
 

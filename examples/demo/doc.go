@@ -14,6 +14,9 @@
 //   - stripped-sts.example, stripped-dane.example: an on-path attacker
 //     strips STARTTLS under an enforced policy or DANE → deferred with
 //     4.7.10, nothing sent in plaintext, the attacker sees no mail;
+//   - forged-sts.example: an on-path attacker answers STARTTLS with a
+//     certificate of its own under an enforced policy → deferred with
+//     4.7.5, the attacker sees no mail;
 //   - nullmx.example: "MX 0 ." → bounced with 5.1.10 (RFC 7505), the DSN
 //     queued to the sender and delivered to the sender's MX host;
 //   - plain.example: no STARTTLS and no policy → delivered in plaintext.

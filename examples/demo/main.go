@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"time"
 )
 
@@ -52,9 +53,13 @@ func run(ctx context.Context, stdout io.Writer, opts options) (*outcome, error) 
 	if opts.Deadline == 0 {
 		opts.Deadline = 8 * time.Second
 	}
+	scs := scenarioTable()
+	if d := opts.ReportDomain; d != "" && !slices.ContainsFunc(scs, func(sc scenario) bool { return sc.Domain == d }) {
+		return nil, fmt.Errorf("no TLS-RPT report for %q: it is not one of the demo's domains", d)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Deadline)
 	defer cancel()
-	out, err := send(ctx, scenarioTable(), opts.ReportDomain, opts.Log)
+	out, err := send(ctx, scs, opts.ReportDomain, opts.Log)
 	if err != nil {
 		return nil, err
 	}

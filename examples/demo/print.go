@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/queue"
 )
 
@@ -174,8 +175,13 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 		d = append(d, [2]string{"result", fmt.Sprintf("refused: %s; retry in %s", reply, wait)})
 	}
 	if a := ro.Attacker; a != nil {
-		d = append(d, [2]string{"attack", fmt.Sprintf("an on-path attacker stripped STARTTLS on %s; %s went through it, %s reached the host",
-			plural(a.Connections, "connection"), plural(a.Transactions, "mail transaction"), plural(ro.Received, "message"))})
+		what := "the attacker stripped STARTTLS on " + plural(a.Connections, "connection")
+		if ro.Scenario.Attack == testenv.InterceptTLS {
+			what = fmt.Sprintf("the attacker answered STARTTLS on %s, %s completed with it",
+				plural(a.Connections, "connection"), plural(a.Handshakes, "TLS handshake"))
+		}
+		d = append(d, [2]string{"attack", fmt.Sprintf("%s; %s went through it, %s reached the host",
+			what, plural(a.Transactions, "mail transaction"), plural(ro.Received, "message"))})
 	}
 	if f := ro.Failures; len(f) > 0 {
 		var types []string

@@ -35,9 +35,11 @@ type scenario struct {
 	STS string
 	// TLSRPT publishes an _smtp._tls record asking for reports by mail.
 	TLSRPT bool
-	// Strip puts an on-path attacker in front of the MX host that removes
-	// STARTTLS from its EHLO reply (RFC 3207 §6).
-	Strip bool
+	// Attack puts an on-path attacker in front of the MX host that strips
+	// STARTTLS from its EHLO reply (RFC 3207 §6), or answers STARTTLS
+	// itself with a self-signed certificate for the MX host's name. Zero
+	// means no attacker.
+	Attack testenv.AttackMode
 
 	// Want is what must happen; the demo's test checks it.
 	Want want
@@ -84,13 +86,18 @@ func scenarioTable() []scenario {
 		},
 		{
 			Domain: "stripped-sts.example",
-			Zone:   testenv.Insecure, STS: "enforce", TLSRPT: true, Strip: true,
+			Zone:   testenv.Insecure, STS: "enforce", TLSRPT: true, Attack: testenv.StripSTARTTLS,
 			Want: want{State: queue.StatePending, Code: "4.7.10", Failure: tlsrpt.ResultSTARTTLSNotSupported},
 		},
 		{
 			Domain: "stripped-dane.example",
-			Zone:   testenv.Secure, TLSA: true, Strip: true,
+			Zone:   testenv.Secure, TLSA: true, Attack: testenv.StripSTARTTLS,
 			Want: want{State: queue.StatePending, Code: "4.7.10", Failure: tlsrpt.ResultSTARTTLSNotSupported},
+		},
+		{
+			Domain: "forged-sts.example",
+			Zone:   testenv.Insecure, STS: "enforce", TLSRPT: true, Attack: testenv.InterceptTLS,
+			Want: want{State: queue.StatePending, Code: "4.7.5", Failure: tlsrpt.ResultCertificateNotTrusted},
 		},
 		{
 			Domain: "nullmx.example",
@@ -165,8 +172,11 @@ func (sc scenario) setup() string {
 	if sc.TLSRPT {
 		parts = append(parts, "_smtp._tls record")
 	}
-	if sc.Strip {
-		parts = append(parts, "an attacker between us and the MX host")
+	switch sc.Attack {
+	case testenv.StripSTARTTLS:
+		parts = append(parts, "an on-path attacker who strips STARTTLS")
+	case testenv.InterceptTLS:
+		parts = append(parts, "an on-path attacker who answers STARTTLS with a forged certificate")
 	}
 	return strings.Join(parts, ", ")
 }

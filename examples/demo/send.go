@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/queue"
@@ -56,9 +56,11 @@ type recipientOutcome struct {
 	Attacker *attackerView
 }
 
-// attackerView is what an on-path attacker got out of the demo.
+// attackerView is what an on-path attacker got out of the demo: the
+// connections it relayed, the TLS handshakes clients completed with it
+// (accepting its certificate) and the mail transactions it carried.
 type attackerView struct {
-	Connections, Transactions int
+	Connections, Handshakes, Transactions int
 }
 
 // bounceOutcome is the DSN the queue wrote and how it was delivered.
@@ -71,6 +73,61 @@ type bounceOutcome struct {
 	Status map[string]string
 }
 
+// node is the sending side: one bbolt file holding the queue and the
+// TLS-RPT counts, a TLS-RPT recorder, a delivery client wired to the
+// world, and the queue with its observer.
+type node struct {
+	store    *boltstore.Store
+	rec      *tlsrpt.Recorder
+	sessions *sessionLog
+	resolver *dane.Resolver
+	client   *delivery.Client
+	witness  *witness
+	tracker  *tracker
+	queue    *queue.Queue
+}
+
+// newNode opens the store in dir and builds the node on w. Close it when
+// done.
+func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
+	store, err := boltstore.Open(filepath.Join(dir, "sealpost.db"), nil)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{store: store, resolver: w.resolver(), tracker: newTracker()}
+	n.resolver.Logger = log
+	n.rec = tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: store, Logger: log})
+	n.sessions = &sessionLog{rec: n.rec}
+	n.client = delivery.NewClient(delivery.Config{
+		Hostname: "mta." + sender,
+		Resolver: n.resolver,
+		Dial:     w.Dialer.DialContext,
+		RootCAs:  w.CA.Pool(),
+		TLSRPT:   n.sessions,
+		Timeouts: demoTimeouts(2 * time.Second),
+		Logger:   log,
+	})
+	n.witness = &witness{client: n.client, results: map[string]delivery.Result{}}
+	n.queue, err = queue.New(queue.Config{
+		Store:     store,
+		Deliverer: n.witness,
+		Hostname:  "mta." + sender,
+		Logger:    log,
+		Observer:  n.tracker.observer(),
+	})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close ends the client's sessions and closes the store.
+func (n *node) Close() error {
+	n.client.Close()
+	return n.store.Close()
+}
+
 // send builds the world, sends one message to a recipient of every
 // scenario through a queue on a bbolt store, waits until the queue has
 // nothing left to do now, and gathers what happened.
@@ -80,46 +137,16 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 		return nil, err
 	}
 	defer w.Close()
-
 	dir, err := os.MkdirTemp("", "sealpost-demo-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	// One file holds the node's state: the queue and the TLS-RPT counts.
-	store, err := boltstore.Open(filepath.Join(dir, "sealpost.db"), nil)
+	n, err := newNode(w, dir, log)
 	if err != nil {
 		return nil, err
 	}
-	defer store.Close()
-
-	rec := tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: store, Logger: log})
-	sessions := &sessionLog{rec: rec}
-	resolver := w.resolver()
-	resolver.Logger = log
-	client := delivery.NewClient(delivery.Config{
-		Hostname: "mta." + sender,
-		Resolver: resolver,
-		Dial:     w.Dialer.DialContext,
-		RootCAs:  w.CA.Pool(),
-		TLSRPT:   sessions,
-		Timeouts: demoTimeouts(2 * time.Second),
-		Logger:   log,
-	})
-	defer client.Close()
-
-	wit := &witness{client: client, results: map[string]delivery.Result{}}
-	tr := newTracker()
-	q, err := queue.New(queue.Config{
-		Store:     store,
-		Deliverer: wit,
-		Hostname:  "mta." + sender,
-		Logger:    log,
-		Observer:  tr.observer(),
-	})
-	if err != nil {
-		return nil, err
-	}
+	defer n.Close()
 
 	env := &queue.Envelope{From: "alice@" + sender}
 	for _, sc := range scs {
@@ -128,55 +155,71 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	start := time.Now()
 	// Enqueued before Run starts, so that the ID is known before any
 	// event about it.
-	id, err := q.Enqueue(ctx, env, demoMessage(env))
+	id, err := n.queue.Enqueue(ctx, env, demoMessage(env))
 	if err != nil {
 		return nil, err
 	}
-	tr.expect(id, env)
-
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	ran := make(chan error, 1)
-	go func() { ran <- q.Run(runCtx) }()
-	waitErr := tr.wait(ctx)
-	took := time.Since(start)
-	if err := q.Shutdown(ctx); err != nil {
-		return nil, fmt.Errorf("stopping the queue: %w", err)
+	n.tracker.expect(id, env)
+	if err := n.deliver(ctx); err != nil {
+		return nil, err
 	}
-	if err := <-ran; err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	if waitErr != nil {
-		return nil, waitErr
-	}
-
-	out := &outcome{ID: id, Took: took, ReportDomain: reportDomain}
-	for _, sc := range scs {
-		addr := recipient(sc)
-		ro := recipientOutcome{Scenario: sc, Queue: tr.last(addr), Result: wit.result(addr),
-			Failures: sessions.failures(sc.Domain)}
-		if s := w.sinks[sc.Domain]; s != nil {
-			ro.Received = len(s.Messages())
-		}
-		if a := w.attackers[sc.Domain]; a != nil {
-			ro.Attacker = &attackerView{Connections: a.Connections(), Transactions: a.Transactions()}
-		}
-		out.Recipients = append(out.Recipients, ro)
-	}
-	if dsn := tr.dsn(); dsn != nil {
-		to := dsn.Recipients[0].Addr
-		out.Bounce = &bounceOutcome{Envelope: dsn, Queue: tr.last(to), Result: wit.result(to),
-			Status: dsnStatus(w.sinks[sender].Messages())}
-	}
+	out := n.gather(w, scs)
+	out.ID, out.Took = id, time.Since(start)
 	if reportDomain != "" {
-		if err := rec.Flush(ctx); err != nil {
+		out.ReportDomain = reportDomain
+		if err := n.rec.Flush(ctx); err != nil {
 			return nil, err
 		}
-		if out.Report, out.RUA, err = report(ctx, store, resolver, reportDomain, start); err != nil {
+		if out.Report, out.RUA, err = report(ctx, n.store, n.resolver, reportDomain, start); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// deliver runs the queue until the tracker says the mail is at rest, then
+// shuts it down, so that every result is stored.
+func (n *node) deliver(ctx context.Context) error {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- n.queue.Run(runCtx) }()
+	if err := n.tracker.wait(ctx); err != nil {
+		stop()
+		<-ran
+		return err
+	}
+	if err := n.queue.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stopping the queue: %w", err)
+	}
+	if err := <-ran; err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+// gather collects what became of each scenario's recipient and of the
+// bounce, from the queue's events, the delivery results and the world.
+func (n *node) gather(w *world, scs []scenario) *outcome {
+	out := &outcome{}
+	for _, sc := range scs {
+		addr := recipient(sc)
+		ro := recipientOutcome{Scenario: sc, Queue: n.tracker.last(addr), Result: n.witness.result(addr),
+			Failures: n.sessions.failures(sc.Domain)}
+		if s := w.sinks[sc.Domain]; s != nil {
+			ro.Received = len(s.Messages())
+		}
+		if a := w.attackers[sc.Domain]; a != nil {
+			ro.Attacker = &attackerView{Connections: a.Connections(), Handshakes: a.Handshakes(), Transactions: a.Transactions()}
+		}
+		out.Recipients = append(out.Recipients, ro)
+	}
+	if dsn := n.tracker.dsn(); dsn != nil {
+		to := dsn.Recipients[0].Addr
+		out.Bounce = &bounceOutcome{Envelope: dsn, Queue: n.tracker.last(to), Result: n.witness.result(to),
+			Status: dsnStatus(w.sinks[sender].Messages())}
+	}
+	return out
 }
 
 // report builds the TLS-RPT report for domain on the day of t from the
@@ -254,62 +297,4 @@ func dsnStatus(msgs []testenv.Message) map[string]string {
 		}
 	}
 	return st
-}
-
-// witness is the queue's Deliverer: it hands each attempt to the delivery
-// client and keeps the last result per recipient, which holds what the
-// queue does not keep — the session, how TLS was authenticated, the
-// requirement the host was held to and why.
-type witness struct {
-	client  *delivery.Client
-	mu      sync.Mutex
-	results map[string]delivery.Result
-}
-
-// Deliver implements queue.Deliverer.
-func (w *witness) Deliver(ctx context.Context, m *delivery.Message) ([]delivery.Result, error) {
-	res, err := w.client.Deliver(ctx, m)
-	w.mu.Lock()
-	for _, r := range res {
-		w.results[strings.ToLower(r.Recipient)] = r
-	}
-	w.mu.Unlock()
-	return res, err
-}
-
-func (w *witness) result(addr string) delivery.Result {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.results[strings.ToLower(addr)]
-}
-
-// sessionLog is the delivery client's TLS-RPT recorder: it hands every
-// session to the real recorder and keeps the failures by policy domain.
-// A delivery.Result says how the server was authenticated, but not how a
-// check that was not enforced failed (MTA-STS testing mode); only the
-// TLS-RPT record says that.
-type sessionLog struct {
-	rec  *tlsrpt.Recorder
-	mu   sync.Mutex
-	fail map[string][]tlsrpt.Failure
-}
-
-// Record implements delivery.Recorder.
-func (l *sessionLog) Record(s tlsrpt.Session) {
-	l.rec.Record(s)
-	if s.Failure == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail == nil {
-		l.fail = map[string][]tlsrpt.Failure{}
-	}
-	l.fail[s.Policy.Domain] = append(l.fail[s.Policy.Domain], *s.Failure)
-}
-
-func (l *sessionLog) failures(domain string) []tlsrpt.Failure {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]tlsrpt.Failure(nil), l.fail[domain]...)
 }

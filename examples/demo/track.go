@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/tlsrpt"
 	"sort"
 	"strings"
 	"sync"
@@ -133,4 +135,62 @@ func (t *tracker) dsn() *queue.Envelope {
 		return nil
 	}
 	return t.dsns[0]
+}
+
+// witness is the queue's Deliverer: it hands each attempt to the delivery
+// client and keeps the last result per recipient, which holds what the
+// queue does not keep — the session, how TLS was authenticated, the
+// requirement the host was held to and why.
+type witness struct {
+	client  *delivery.Client
+	mu      sync.Mutex
+	results map[string]delivery.Result
+}
+
+// Deliver implements queue.Deliverer.
+func (w *witness) Deliver(ctx context.Context, m *delivery.Message) ([]delivery.Result, error) {
+	res, err := w.client.Deliver(ctx, m)
+	w.mu.Lock()
+	for _, r := range res {
+		w.results[strings.ToLower(r.Recipient)] = r
+	}
+	w.mu.Unlock()
+	return res, err
+}
+
+func (w *witness) result(addr string) delivery.Result {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.results[strings.ToLower(addr)]
+}
+
+// sessionLog is the delivery client's TLS-RPT recorder: it hands every
+// session to the real recorder and keeps the failures by policy domain.
+// A delivery.Result says how the server was authenticated, but not how a
+// check that was not enforced failed (MTA-STS testing mode); only the
+// TLS-RPT record says that.
+type sessionLog struct {
+	rec  *tlsrpt.Recorder
+	mu   sync.Mutex
+	fail map[string][]tlsrpt.Failure
+}
+
+// Record implements delivery.Recorder.
+func (l *sessionLog) Record(s tlsrpt.Session) {
+	l.rec.Record(s)
+	if s.Failure == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail == nil {
+		l.fail = map[string][]tlsrpt.Failure{}
+	}
+	l.fail[s.Policy.Domain] = append(l.fail[s.Policy.Domain], *s.Failure)
+}
+
+func (l *sessionLog) failures(domain string) []tlsrpt.Failure {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]tlsrpt.Failure(nil), l.fail[domain]...)
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
@@ -27,11 +25,6 @@ type world struct {
 // scenario. Close it when done.
 func buildWorld(scs []scenario) (*world, error) {
 	tw, err := testenv.NewWorld()
-	for try := 0; try < 3 && errors.Is(err, syscall.EADDRINUSE); try++ {
-		// The DNS server takes a random UDP port and then the same port
-		// over TCP, which another process may hold: try another.
-		tw, err = testenv.NewWorld()
-	}
 	if err != nil {
 		return nil, fmt.Errorf("starting the loopback world: %w", err)
 	}
@@ -91,8 +84,14 @@ func (w *world) add(sc scenario) error {
 			return err
 		}
 	}
-	if sc.Strip {
-		a, err := w.Attack(ip, testenv.AttackerOptions{Mode: testenv.StripSTARTTLS})
+	if sc.Attack != 0 {
+		// The forged certificate names the MX host but chains to no
+		// trusted root: what an interceptor without the host's key has.
+		forged, err := w.CA.Leaf(testenv.LeafOptions{SelfSigned: true}, host)
+		if err != nil {
+			return err
+		}
+		a, err := w.Attack(ip, testenv.AttackerOptions{Mode: sc.Attack, Certificate: &forged})
 		if err != nil {
 			return err
 		}

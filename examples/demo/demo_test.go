@@ -305,6 +305,7 @@ func TestUnmet(t *testing.T) {
 		"wrong authentication": func(r *recipientOutcome) { r.Result.Session.Auth = delivery.WebPKI },
 		"not received":         func(r *recipientOutcome) { r.Received = 0 },
 		"attacker saw mail":    func(r *recipientOutcome) { r.Attacker = &attackerView{Connections: 1, Transactions: 1} },
+		"attacker was trusted": func(r *recipientOutcome) { r.Attacker = &attackerView{Connections: 1, Handshakes: 1} },
 		"wrong status code": func(r *recipientOutcome) {
 			r.Scenario.Want.Code = "4.7.10"
 			r.Queue.Last.Enhanced = [3]int{4, 4, 1}

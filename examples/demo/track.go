@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/sealpost/sealpost/delivery"
-	"github.com/sealpost/sealpost/tlsrpt"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/queue"
+	"github.com/sealpost/sealpost/tlsrpt"
 )
 
 // tracker follows the queue through its Observer until the demo's mail is
@@ -21,7 +21,8 @@ type tracker struct {
 	id      queue.ID
 	want    map[string]bool // recipients of the message, lower-case
 	// seen holds the latest state of every recipient an event was about,
-	// by lower-case address.
+	// by lower-case address (the demo's addresses, and the sender's for
+	// the bounce, are all distinct).
 	seen    map[string]queue.Recipient
 	dsns    []*queue.Envelope
 	bounced int // recipients of the message that bounced
@@ -41,20 +42,20 @@ func (t *tracker) observer() queue.Observer {
 		},
 		Delivered: t.attempted,
 		Deferred:  t.attempted,
-		Bounced: func(id queue.ID, r *queue.Recipient) {
-			t.attempted(id, r)
-			t.update(func() {
-				if id == t.id {
-					t.bounced++
-				}
-			})
-		},
+		Bounced:   t.attempted,
 	}
 }
 
-func (t *tracker) attempted(_ queue.ID, r *queue.Recipient) {
+// attempted notes the outcome of an attempt on one recipient. The
+// recipient is copied: the queue goes on changing its own.
+func (t *tracker) attempted(id queue.ID, r *queue.Recipient) {
 	rc := *r
-	t.update(func() { t.seen[strings.ToLower(rc.Addr)] = rc })
+	t.update(func() {
+		t.seen[strings.ToLower(rc.Addr)] = rc
+		if id == t.id && rc.State == queue.StateBounced {
+			t.bounced++
+		}
+	})
 }
 
 func (t *tracker) update(f func()) {

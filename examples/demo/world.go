@@ -17,8 +17,6 @@ type world struct {
 	// on-path attackers by domain, for the scenarios that have one.
 	sinks     map[string]*testenv.SMTPServer
 	attackers map[string]*testenv.Attacker
-	// ips are the MX hosts' addresses by domain.
-	ips map[string]string
 }
 
 // buildWorld starts the world and sets up the sender's domain and every
@@ -29,7 +27,7 @@ func buildWorld(scs []scenario) (*world, error) {
 		return nil, fmt.Errorf("starting the loopback world: %w", err)
 	}
 	w := &world{World: tw, sinks: map[string]*testenv.SMTPServer{},
-		attackers: map[string]*testenv.Attacker{}, ips: map[string]string{}}
+		attackers: map[string]*testenv.Attacker{}}
 	// The sender's own MX host receives the bounces, over DANE.
 	own := scenario{Domain: sender, Zone: testenv.Secure, TLSA: true}
 	for _, sc := range append([]scenario{own}, scs...) {
@@ -69,7 +67,7 @@ func (w *world) add(sc scenario) error {
 	if err != nil {
 		return err
 	}
-	w.sinks[d], w.ips[d] = sink, ip
+	w.sinks[d] = sink
 	if err := w.DNS.Add(d + ". 300 IN MX 10 " + host + "."); err != nil {
 		return err
 	}

@@ -162,17 +162,23 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 		d = append(d, [2]string{"policy", why})
 	}
 	reply := replyString(ro.Queue.Last)
+	// A reply of our own means we refused to send; a remote one that the
+	// server refused the message.
+	verdict := "not sent: "
+	if h := ro.Queue.Last.RemoteMTA; h != "" {
+		verdict = "refused by " + h + ": "
+	}
 	switch ro.Queue.State {
 	case queue.StateDelivered:
 		d = append(d, [2]string{"result", fmt.Sprintf("accepted by %s [%s]: %s", res.Session.MXHost, res.Session.IP, reply)})
 	case queue.StateBounced:
-		d = append(d, [2]string{"result", "refused: " + reply})
+		d = append(d, [2]string{"result", verdict + reply})
 		if bo := out.Bounce; bo != nil {
 			d = append(d, [2]string{"bounce", bounceLine(bo)})
 		}
 	default:
 		wait := ro.Queue.NextAttempt.Sub(ro.Queue.LastAttempt).Round(time.Second)
-		d = append(d, [2]string{"result", fmt.Sprintf("refused: %s; retry in %s", reply, wait)})
+		d = append(d, [2]string{"result", fmt.Sprintf("%s%s; retry in %s", verdict, reply, wait)})
 	}
 	if a := ro.Attacker; a != nil {
 		what := "the attacker stripped STARTTLS on " + plural(a.Connections, "connection")

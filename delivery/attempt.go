@@ -116,6 +116,16 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 			return
 		}
 		reused := s != nil
+		if reused {
+			// The pool key vouches that the session was set up and verified
+			// as req demands, but the session still carries the requirement
+			// of the message that opened it. What the key leaves out is this
+			// message's own — above all REQUIRETLS, which the envelope is
+			// built from: an ordinary message's session must not carry a
+			// REQUIRETLS message without the MAIL parameter (RFC 8689
+			// §4.2.1), nor the reverse.
+			s.info.Requirement = *req
+		}
 		if !reused {
 			// The pool gave a slot: dial until an address answers.
 			if addrs == nil {

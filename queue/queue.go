@@ -29,6 +29,7 @@ type Queue struct {
 
 	mu         sync.Mutex
 	running    bool
+	closed     bool          // Shutdown was called
 	stop       chan struct{} // closed by Shutdown
 	exited     chan struct{} // closed when Run returns
 	cancelWork context.CancelFunc

@@ -13,6 +13,9 @@ import (
 // ErrRunning is returned by Run when the queue already runs.
 var ErrRunning = errors.New("queue: Run called twice")
 
+// ErrClosed is returned by Run after Shutdown.
+var ErrClosed = errors.New("queue: shut down")
+
 // claimBatch bounds the messages taken from the store in one Claim.
 const claimBatch = 256
 
@@ -87,6 +90,10 @@ func (q *Queue) Run(ctx context.Context) error {
 		return errors.New("queue: Config.Deliverer is nil")
 	}
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
 	if q.running {
 		q.mu.Unlock()
 		return ErrRunning
@@ -128,9 +135,11 @@ func (q *Queue) Run(ctx context.Context) error {
 // Shutdown stops Run gracefully: no new delivery starts, the deliveries
 // under way finish, and their results are stored. If ctx ends first, they
 // are cancelled as when Run's context is; Shutdown still waits for Run to
-// return, then returns ctx's error. It returns nil if Run is not running.
+// return, then returns ctx's error. A Run called after Shutdown returns
+// ErrClosed at once.
 func (q *Queue) Shutdown(ctx context.Context) error {
 	q.mu.Lock()
+	q.closed = true
 	if !q.running {
 		q.mu.Unlock()
 		return nil

@@ -1,0 +1,106 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealpost/sealpost/queue"
+	bolt "go.etcd.io/bbolt"
+)
+
+// BenchmarkSchedule measures the store's part of scheduling one message —
+// finding it due (Claim) and recording the outcome of its attempt (Update)
+// — with 1k, 100k and 1M other messages queued, so that the cost per
+// message can be seen to stay flat. 1000 "hot" messages are retried over
+// and over; the rest wait for a far retry time, as a large deferred queue
+// does. The store runs without fsync here: the sync costs the same
+// whatever the queue's length (BenchmarkEnqueue measures it), and would
+// hide the part that could grow.
+//
+// The 1M case takes a minute to set up and half a GB of disk; it runs
+// only with SEALPOST_BENCH_1M=1.
+func BenchmarkSchedule(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("queued=%d", n), func(b *testing.B) {
+			if n >= 1_000_000 && os.Getenv("SEALPOST_BENCH_1M") == "" {
+				b.Skip("set SEALPOST_BENCH_1M=1 to run the 1M case")
+			}
+			s, err := Open(filepath.Join(b.TempDir(), "q.db"), &Options{NoSync: true, InitialMmapSize: 1 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+			prefill(b, s, n, t0)
+			size, err := s.Size()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			now := t0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				now = now.Add(time.Millisecond)
+				envs, err := s.Claim(ctx, now, now.Add(time.Hour), min(100, b.N-done))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(envs) == 0 {
+					b.Fatal("nothing due")
+				}
+				// As the scheduler does: the outcomes of a batch are stored
+				// concurrently, and so share commits.
+				var wg sync.WaitGroup
+				for _, e := range envs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						e.Recipients[0].Attempts++
+						e.Recipients[0].NextAttempt = now
+						if err := s.Update(ctx, e.ID, e.Recipients); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				done += len(envs)
+			}
+			b.ReportMetric(float64(size)/float64(n+1000), "disk-B/msg")
+		})
+	}
+}
+
+// prefill stores n messages due in a year and 1000 due at t0, in large
+// transactions.
+func prefill(b *testing.B, s *Store, n int, t0 time.Time) {
+	body := []byte("Subject: x\r\n\r\nx\r\n")
+	const batch = 10_000
+	for start := 0; start < n+1000; start += batch {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			t := queueTxn(tx)
+			for i := start; i < min(start+batch, n+1000); i++ {
+				due := t0.Add(365 * 24 * time.Hour)
+				if i >= n {
+					due = t0
+				}
+				e := &queue.Entry{Body: body, Envelope: &queue.Envelope{
+					ID: queue.ID(fmt.Sprintf("m%019d", i)), From: "sender@example.org", Arrived: t0, Size: int64(len(body)),
+					Recipients: []queue.Recipient{{Addr: fmt.Sprintf("rcpt%d@example.com", i), NextAttempt: due}},
+				}}
+				if err := t.add(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

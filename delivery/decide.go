@@ -79,6 +79,10 @@ func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Require
 		if err := c.decideSTS(d, req); err != nil {
 			return nil, err
 		}
+	} else if !d.t.mxSecure {
+		if err := c.matchSTS(d, req); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.decideLocal(d, req); err != nil {
 		return nil, err
@@ -161,12 +165,7 @@ func (c *Client) decideSTS(d *decision, req *Requirement) error {
 	if st.preloaded {
 		req.Basis, what = BasisPreloaded, "preloaded policy"
 	}
-	enforce := p.Mode == sts.ModeEnforce && !d.relaxed()
-	if enforce && d.local.Override.IgnoreMTASTS && d.local.Override.active(d.now) {
-		enforce = false
-		c.log.Warn("delivery: MTA-STS not enforced by operator override", slog.String("domain", d.t.domain),
-			slog.String("host", req.Host), slog.String("reason", d.local.Override.Reason))
-	}
+	enforce := c.stsEnforced(d, req.Host)
 	req.Reason = fmt.Sprintf("%s of %s in %s mode (%s)", what, d.t.domain, p.Mode, st.source)
 	if !req.STSMatch {
 		// RFC 8461 §4.1: a host that matches no mx pattern fails the
@@ -189,6 +188,53 @@ func (c *Client) decideSTS(d *decision, req *Requirement) error {
 		req.Reason += ": checked and reported, not enforced"
 	}
 	return nil
+}
+
+// stsEnforced reports whether the domain's MTA-STS policy (or the
+// preloaded one) is enforced for host and this message: enforce mode, not
+// relaxed for the message, no operator override (whose use is logged).
+func (c *Client) stsEnforced(d *decision, host string) bool {
+	enforce := d.sts.policy.Mode == sts.ModeEnforce && !d.relaxed()
+	if enforce && d.local.Override.IgnoreMTASTS && d.local.Override.active(d.now) {
+		enforce = false
+		c.log.Warn("delivery: MTA-STS not enforced by operator override", slog.String("domain", d.t.domain),
+			slog.String("host", host), slog.String("reason", d.local.Override.Reason))
+	}
+	return enforce
+}
+
+// matchSTS applies the mx patterns of the domain's MTA-STS policy (RFC
+// 8461 §4.1) to a DANE host named by an insecure MX answer. DANE
+// authenticates the server a host name leads to, not the domain's choice
+// of that host: an on-path attacker who forges the unsigned MX RRset can
+// name a host in a zone of his own, signed, whose TLSA records pin his
+// server. The policy's mx patterns are then all that binds the host to the
+// domain, so an enforced policy refuses a host they do not match. The
+// server is still authenticated by DANE alone (RFC 8461 §2: MTA-STS must
+// not override DANE); a secure MX answer needs none of this.
+func (c *Client) matchSTS(d *decision, req *Requirement) error {
+	st := d.sts
+	if st == nil || st.policy == nil || (st.policy.Mode != sts.ModeEnforce && st.policy.Mode != sts.ModeTesting) {
+		return nil
+	}
+	if st.policy.Match(req.Host) {
+		// Also what makes the host MTA-STS-validated for REQUIRETLS.
+		req.STS, req.STSMatch = st.policy, true
+		return nil
+	}
+	what := "MTA-STS policy"
+	if st.preloaded {
+		what = "preloaded policy"
+	}
+	if !c.stsEnforced(d, req.Host) {
+		req.Reason += fmt.Sprintf("; the host matches no mx pattern of the %s in %s mode, not enforced", what, st.policy.Mode)
+		return nil
+	}
+	if req.record {
+		c.recordFailure(st.report, tlsrpt.ResultValidationFailure, req.Host, reasonMXNotInPolicy)
+	}
+	return failure(451, codeMXNotAllowed, nil, "MX host %s, named by an insecure MX answer, is not allowed by the %s of %s (RFC 8461 §4.1); TLSA records do not make it the domain's choice",
+		req.Host, what, d.t.domain)
 }
 
 // decideLocal applies the operator's rules, which only tighten.

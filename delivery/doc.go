@@ -30,7 +30,10 @@
 //     and never relaxed to make a delivery succeed:
 //     - DNSSEC-secure usable TLSA records: TLS, authenticated by them
 //     (RFC 7672 §2.2, §3), SNI set to the TLSA base domain (§8.1);
-//     MTA-STS is not applied to such a host;
+//     MTA-STS is not applied to such a host (RFC 8461 §2), except that
+//     a host named by an insecure MX answer must still match an enforced
+//     policy's mx patterns: TLSA records authenticate the server, not the
+//     forgeable MX answer that chose it;
 //     - secure TLSA records none of which is usable: TLS, unauthenticated;
 //     - a TLSA look-up that failed or was bogus: the host is not used now;
 //     - an MTA-STS policy in enforce mode: the host must match its mx

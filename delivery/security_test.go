@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/tlsrpt"
 )
 
 // Tests of attacks and mix-ups found in a security review of the sending
@@ -56,4 +57,86 @@ func TestREQUIRETLSOnAReusedSessionWithoutSupport(t *testing.T) {
 	if n := len(dw.sink.Messages()); n != 1 {
 		t.Errorf("sink got %d messages, want only the ordinary one", n)
 	}
+}
+
+// stsWithDANEHost is sts.example (unsigned) publishing an MTA-STS policy,
+// its MX RRset naming mx.<hostZone>, a host in a signed zone whose "3 1 1"
+// TLSA record pins the sink's key. When the policy does not list that
+// host, the MX answer is what an on-path attacker forges: the unsigned
+// RRset now names a server of his, in a zone of his that he signs.
+func stsWithDANEHost(t *testing.T, policy, hostZone string) (*testWorld, *testenv.SMTPServer) {
+	tw := newTestWorld(t, "insecure:sts.example.", hostZone+".")
+	host := "mx." + hostZone
+	cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, host)
+	sink, _ := tw.mx("sts.example", 10, host, testenv.SMTPOptions{Certificate: &cert})
+	if err := tw.w.PublishTLSA(host, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.w.PublishSTS("sts.example", "20240101", policy); err != nil {
+		t.Fatal(err)
+	}
+	return tw, sink
+}
+
+// DANE authenticates the server a host name leads to, not that the domain
+// chose that host: with an insecure MX RRset, the MTA-STS policy's mx
+// patterns are all that binds the host to the domain. An attacker who
+// forges the unsigned MX answer to name his own DANE-signed host must not
+// get past an enforced policy because DANE "takes precedence".
+func TestDANEHostOfAnInsecureMXMustMatchTheMTASTSPolicy(t *testing.T) {
+	t.Run("enforce: forged MX naming the attacker's DANE host is refused", func(t *testing.T) {
+		tw, evil := stsWithDANEHost(t, enforcePolicy, "evil.example")
+		c := tw.client(nil)
+		want(t, deliver(t, c, msg("bob@sts.example"))[0], TemporaryFailure, "4.4.8")
+		if evil.Connections() != 0 {
+			t.Error("connected to a host the MTA-STS policy does not list")
+		}
+		rec := tw.only()
+		wantFailure(t, rec, tlsrpt.PolicyTypeSTS, tlsrpt.ResultValidationFailure)
+		if rec.Failure.FailureReasonCode != reasonMXNotInPolicy {
+			t.Errorf("failure = %+v", rec.Failure)
+		}
+	})
+	t.Run("enforce: a listed DANE host is still authenticated by DANE", func(t *testing.T) {
+		policy := "version: STSv1\nmode: enforce\nmx: mx.dane.example\nmax_age: 86400\n"
+		tw, sink := stsWithDANEHost(t, policy, "dane.example")
+		c := tw.client(nil)
+		res := deliver(t, c, msg("bob@sts.example"))
+		want(t, res[0], Delivered, "")
+		// The self-signed certificate would fail the WebPKI: DANE alone
+		// judges it (RFC 8461 §2).
+		if s := res[0].Session; s.Auth != DANEEE || s.Requirement.Basis != BasisDANE || !s.Requirement.STSMatch {
+			t.Errorf("session = %+v", s)
+		}
+		if len(sink.Messages()) != 1 {
+			t.Error("not delivered")
+		}
+	})
+	t.Run("testing: an unlisted DANE host is used", func(t *testing.T) {
+		policy := "version: STSv1\nmode: testing\nmx: mx.sts.example\nmax_age: 86400\n"
+		tw, sink := stsWithDANEHost(t, policy, "dane.example")
+		c := tw.client(nil)
+		want(t, deliver(t, c, msg("bob@sts.example"))[0], Delivered, "")
+		if len(sink.Messages()) != 1 {
+			t.Error("not delivered")
+		}
+	})
+	t.Run("secure MX: DANE alone decides", func(t *testing.T) {
+		// A signed MX RRset cannot be forged: the domain chose the host,
+		// and MTA-STS is not applied to a DANE host (RFC 8461 §2).
+		tw := newTestWorld(t, "signed.example.")
+		cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "mx.signed.example")
+		sink, _ := tw.mx("signed.example", 10, "mx.signed.example", testenv.SMTPOptions{Certificate: &cert})
+		if err := tw.w.PublishTLSA("mx.signed.example", cert); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.w.PublishSTS("signed.example", "1", "version: STSv1\nmode: enforce\nmx: other.signed.example\nmax_age: 86400\n"); err != nil {
+			t.Fatal(err)
+		}
+		c := tw.client(nil)
+		want(t, deliver(t, c, msg("bob@signed.example"))[0], Delivered, "")
+		if len(sink.Messages()) != 1 {
+			t.Error("not delivered")
+		}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/queue"
 	"github.com/sealpost/sealpost/queue/boltstore"
+	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -28,6 +29,10 @@ const (
 	crashRoleEnv = "SEALPOST_QUEUE_CRASH_ROLE"
 	crashDirEnv  = "SEALPOST_QUEUE_CRASH_DIR"
 )
+
+// crashPolicy is the MTA-STS policy whose cache entry must survive.
+var crashPolicy = sts.StoredPolicy{Domain: "example.com", ID: "20250301", Text: "version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n",
+	FetchedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Expires: time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)}
 
 // crashDay is the TLS-RPT day whose counts must survive the crash.
 var crashDay = tlsrpt.DayOf(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC))
@@ -102,6 +107,9 @@ func TestCrashLosesNoAcceptedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if p, ok, err := s.PolicyCache().Get(context.Background(), "example.com"); err != nil || !ok || p.Text != crashPolicy.Text || !p.Expires.Equal(crashPolicy.Expires) {
+		t.Errorf("STS cache after the crash = %+v, %v, %v; want the policy cached before it", p, ok, err)
+	}
 	counts, err := s.DayCounts(context.Background(), crashDay, "example.com")
 	if err != nil || len(counts) != 1 || counts[0].Successful != 7 {
 		t.Errorf("TLS-RPT counts after the crash = %+v, %v; want the 7 sessions recorded before it", counts, err)
@@ -200,6 +208,9 @@ func TestCrashChild(t *testing.T) {
 		return
 	}
 
+	if err := s.PolicyCache().Put(ctx, crashPolicy); err != nil {
+		t.Fatal(err)
+	}
 	p := tlsrpt.NewPolicy(tlsrpt.PolicyTypeSTS, "example.com", []string{"version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: 86400"}, []string{"mx.example.com"})
 	if err := s.AddCounts(ctx, []tlsrpt.Counts{{Day: crashDay, Policy: p, Successful: 7}}); err != nil {
 		t.Fatal(err)

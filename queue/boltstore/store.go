@@ -56,6 +56,7 @@ var (
 var allBuckets = [][]byte{
 	bucketMsg, bucketBody, bucketDue, bucketLeased, bucketMeta,
 	bucketRPTCounts, bucketRPTSubs, bucketRPTSupp,
+	bucketSTS,
 }
 
 // Open opens or creates the store at path.

@@ -9,6 +9,7 @@ import (
 	"github.com/sealpost/sealpost/queue"
 	"github.com/sealpost/sealpost/queue/boltstore"
 	"github.com/sealpost/sealpost/queue/storetest"
+	"github.com/sealpost/sealpost/sts"
 )
 
 // open opens a fresh store in the test's temporary directory.
@@ -85,4 +86,36 @@ func open2(t *testing.T, path string) *boltstore.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func TestPolicyCache(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, nil).PolicyCache()
+	p := sts.StoredPolicy{Domain: "example.com", ID: "1", Text: "version: STSv1\nmode: testing\nmx: *.example.com\nmax_age: 600\n",
+		FetchedAt: time.Unix(1700000000, 0).UTC(), Expires: time.Unix(1700000600, 0).UTC()}
+	if _, ok, err := c.Get(ctx, "example.com"); ok || err != nil {
+		t.Fatalf("Get on an empty cache = %v, %v", ok, err)
+	}
+	for _, q := range []sts.StoredPolicy{p, {Domain: "a.example", ID: "x"}} {
+		if err := c.Put(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok, err := c.Get(ctx, "example.com")
+	if err != nil || !ok || got.Text != p.Text || got.ID != "1" || !got.Expires.Equal(p.Expires) {
+		t.Errorf("Get = %+v, %v, %v; want %+v", got, ok, err, p)
+	}
+	list, err := c.List(ctx)
+	if err != nil || len(list) != 2 || list[0].Domain != "a.example" {
+		t.Errorf("List = %+v, %v; want both, sorted", list, err)
+	}
+	if err := c.Delete(ctx, "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, "missing.example"); err != nil {
+		t.Errorf("Delete of a missing policy = %v, want nil", err)
+	}
+	if _, ok, _ := c.Get(ctx, "example.com"); ok {
+		t.Error("policy still cached after Delete")
+	}
 }

@@ -248,6 +248,15 @@ func (c *Client) decideLocal(d *decision, req *Requirement) error {
 		}
 		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host)
 	}
+	if lp.DANEOnly && req.Level < Authenticated {
+		// The records were relaxed for this message ("TLS-Required: No", a
+		// TLS-RPT report) or by an override, but this rule is the
+		// operator's: the host must still be authenticated by them, else
+		// a stripped STARTTLS or an attacker's certificate would carry the
+		// message.
+		req.Level, req.Basis = Authenticated, BasisLocal
+		req.Reason = appendReason(req.Reason, "local policy accepts only DANE-authenticated hosts")
+	}
 	if lp.RequireAuthenticated && req.Level < Authenticated {
 		if req.Check != CheckDANE {
 			req.Check = CheckWebPKI

@@ -33,7 +33,9 @@ type DomainPolicy struct {
 	// newer, a trusted chain naming the MX host).
 	RequireAuthenticated bool
 	// DANEOnly uses only hosts with DNSSEC-secure, usable TLSA records;
-	// the others are skipped.
+	// the others are skipped. The server must be authenticated by them
+	// even when the records themselves are not enforced for a message
+	// ("TLS-Required: No", a TLS-RPT report) or by an Override.
 	DANEOnly bool
 	// Preloaded is an MTA-STS-style policy (mode and mx patterns; max_age
 	// is ignored) applied when the domain publishes no MTA-STS policy or

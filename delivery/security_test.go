@@ -140,3 +140,42 @@ func TestDANEHostOfAnInsecureMXMustMatchTheMTASTSPolicy(t *testing.T) {
 		}
 	})
 }
+
+// The operator's local rules survive a "TLS-Required: No" message (only
+// the recipient domain's own policies are relaxed, RFC 8689 §4.2.2): a
+// domain the operator reaches only through DANE-authenticated hosts must
+// not get such a message in plaintext after an attacker strips STARTTLS,
+// nor over TLS to an attacker's certificate.
+func TestDANEOnlySurvivesTLSRequiredNo(t *testing.T) {
+	for _, mode := range []testenv.AttackMode{testenv.StripSTARTTLS, testenv.InterceptTLS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dw := newDANEWorld(t, testenv.SMTPOptions{})
+			att, err := dw.w.Attack(dw.ip, testenv.AttackerOptions{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := dw.client(func(cfg *Config) {
+				cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": {DANEOnly: true}}
+			})
+			m := msg("bob@secure.example")
+			m.TLSOptional = true
+			want(t, deliver(t, c, m)[0], TemporaryFailure, "")
+			if att.Transactions() != 0 || len(dw.sink.Messages()) != 0 {
+				t.Error("the message went through the attacker")
+			}
+		})
+	}
+	t.Run("without an attacker it is delivered, authenticated", func(t *testing.T) {
+		dw := newDANEWorld(t, testenv.SMTPOptions{})
+		c := dw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": {DANEOnly: true}}
+		})
+		m := msg("bob@secure.example")
+		m.TLSOptional = true
+		res := deliver(t, c, m)
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != DANEEE {
+			t.Errorf("session = %+v", res[0].Session)
+		}
+	})
+}

@@ -32,7 +32,8 @@
 //	-explain              print each domain's route decision, send nothing
 //	-trace                print the SMTP dialogues to standard error
 //	-connect-timeout d    bound on one TCP connection (default 30s)
-//	-v                    log what the library decides (hosts skipped, overrides)
+//	-v                    log what the library decides (hosts skipped, sessions);
+//	                      its warnings, such as an override in use, always are
 //
 // Start-up checks: send asks the resolvers about the root zone
 // (dane.Resolver.CheckHealth). A resolver that does not validate DNSSEC,

@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.policy, "policy", "", "local policy `file` (JSON; see the package documentation)")
 	fs.BoolVar(&o.explain, "explain", false, "print each recipient domain's route decision; send nothing")
 	fs.BoolVar(&o.trace, "trace", false, "print the SMTP dialogues to standard error")
-	fs.BoolVar(&o.verbose, "v", false, "log the library's decisions to standard error")
+	fs.BoolVar(&o.verbose, "v", false, "log the library's decisions to standard error (warnings are always logged)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "bound on one TCP connection to an MX host")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: send -from address [-message file] [flags] recipient...\n"+
@@ -110,9 +110,13 @@ func run(ctx context.Context, args []string, env *Env) int {
 		Now:      env.Now,
 		Timeouts: delivery.Timeouts{Connect: o.connectTimeout},
 	}
+	// Warnings always: an override in use is logged at that level, and
+	// its user should see it every time. -v adds the decisions.
+	level := slog.LevelWarn
 	if o.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		level = slog.LevelDebug
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if o.policy != "" {
 		if cfg.Policy, err = readPolicyFile(o.policy); err != nil {
 			fmt.Fprintf(stderr, "send: -policy %s: %v\n", o.policy, err)

@@ -335,3 +335,18 @@ func checkAligned(t *testing.T, out string) {
 		}
 	}
 }
+
+// TestSendOverrideIsLogged checks that an override from the policy file is
+// applied and said on stderr, with its reason, every time it is used.
+func TestSendOverrideIsLogged(t *testing.T) {
+	w := newWorld(t)
+	path := filepath.Join(t.TempDir(), "policy.json")
+	must(t, os.WriteFile(path, []byte(`{"domains": {"dane.test": {"override": {"ignore_dane": true, "reason": "ticket 4711"}}}}`), 0o600))
+	r := w.run(t, testMessage, "-from", "alice@sender.test", "-policy", path, "bob@dane.test")
+	if r.code != exitOK {
+		t.Fatalf("want exit 0\n%v", r)
+	}
+	if !strings.Contains(r.stderr, "level=WARN") || !strings.Contains(r.stderr, "ticket 4711") {
+		t.Errorf("the override is not logged with its reason\n%v", r)
+	}
+}

@@ -127,10 +127,12 @@ func (r *Relay) wire(env *Env) error {
 		return err
 	}
 	r.queue, err = queue.New(queue.Config{
-		Store:          r.store,
-		Deliverer:      r.client,
-		Hostname:       cfg.Hostname,
-		MaxMessageSize: cfg.MaxMessageSize,
+		Store:     r.store,
+		Deliverer: r.client,
+		Hostname:  cfg.Hostname,
+		// Room for the Received field added on top of what the
+		// submission server let in.
+		MaxMessageSize: cfg.MaxMessageSize + traceRoom,
 		DKIM:           signers,
 		// A report address that bounces is left out for a while
 		// (RFC 8460 §3); the reporter is built below, with the queue as
@@ -174,6 +176,9 @@ func (r *Relay) wire(env *Env) error {
 	r.reporter, err = tlsrpt.NewReporter(rcfg)
 	return err
 }
+
+// traceRoom is more than the Received field the relay adds can take.
+const traceRoom = 4 << 10
 
 // loadDKIM reads the signing keys: as queue signers, and as keys for the
 // TLS-RPT signer.

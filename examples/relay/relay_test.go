@@ -216,6 +216,16 @@ func TestRelayRefusals(t *testing.T) {
 	if n := len(w.dest.Messages()); n != 0 {
 		t.Errorf("%d refused messages were delivered", n)
 	}
+	t.Run("a message at the size limit is queued, Received field and all", func(t *testing.T) {
+		// go-smtp v0.25.1 refuses a message of exactly MaxMessageBytes
+		// (its data reader runs out before the final ".\r\n"), so the
+		// largest message it takes is one byte less.
+		body := testMessage + strings.Repeat("x", 999-len(testMessage)-2) + "\r\n"
+		if _, err := submit(t, addr, "", "", "alice@relay.test", []string{"a@dest.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		waitMessages(t, w.dest, 1)
+	})
 }
 
 // TestRelayShutdown checks that a shutdown lets a delivery under way

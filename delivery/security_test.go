@@ -3,6 +3,8 @@ package delivery
 import (
 	"testing"
 
+	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
@@ -178,4 +180,80 @@ func TestDANEOnlySurvivesTLSRequiredNo(t *testing.T) {
 			t.Errorf("session = %+v", res[0].Session)
 		}
 	})
+}
+
+// A 421 from the first host moves the message to the next host of the
+// domain only under that host's own requirement: an enforced MTA-STS
+// policy holds for every host, so a backup host showing an attacker's
+// certificate does not get the message.
+func TestA421DoesNotRelaxTheNextHost(t *testing.T) {
+	tw := newTestWorld(t, "insecure:sts.example.")
+	first, _ := tw.mx("sts.example", 10, "mx.sts.example", testenv.SMTPOptions{Certificate: tw.cert("mx.sts.example"),
+		MailReply: func(string, *smtp.MailOptions) *smtp.SMTPError {
+			return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
+		}})
+	_, ip := tw.mx("sts.example", 20, "b.backup.sts.example", testenv.SMTPOptions{Certificate: tw.cert("b.backup.sts.example")})
+	att, err := tw.w.Attack(ip, testenv.AttackerOptions{Mode: testenv.InterceptTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.w.PublishSTS("sts.example", "1", enforcePolicy); err != nil {
+		t.Fatal(err)
+	}
+	c := tw.client(nil)
+	want(t, deliver(t, c, msg("bob@sts.example"))[0], TemporaryFailure, "")
+	if first.Connections() == 0 {
+		t.Error("the first host was not tried")
+	}
+	if att.Connections() == 0 || att.Transactions() != 0 {
+		t.Errorf("attacker: %d connections, %d transactions; want the backup tried and refused", att.Connections(), att.Transactions())
+	}
+}
+
+// A cached MTA-STS policy in enforce mode survives an attacker who forges
+// the unsigned _mta-sts TXT record (a new id, or none at all) and blocks
+// the policy fetch, then strips STARTTLS (RFC 8461 §5.1, §10.2): the
+// delivery still refuses the downgraded session.
+func TestCachedMTASTSPolicySurvivesAForgedTXTRecord(t *testing.T) {
+	forgeries := []struct {
+		name  string
+		forge func(w *testenv.World)
+	}{
+		{"new id, fetch blocked", func(w *testenv.World) {
+			w.DNS.Remove("_mta-sts.sts.example.", dns.TypeTXT)
+			if err := w.DNS.Add(`_mta-sts.sts.example. 300 IN TXT "v=STSv1; id=forged"`); err != nil {
+				t.Fatal(err)
+			}
+			w.Policies.Set("sts.example", testenv.PolicyResponse{Status: 404})
+		}},
+		{"record removed", func(w *testenv.World) {
+			w.DNS.Remove("_mta-sts.sts.example.", dns.TypeTXT)
+		}},
+	}
+	for _, f := range forgeries {
+		t.Run(f.name, func(t *testing.T) {
+			tw, sink, ip := stsWorld(t, enforcePolicy, testenv.SMTPOptions{})
+			c := tw.client(func(cfg *Config) {
+				cfg.IdleTimeout = -1
+				cfg.Resolver.CacheSize = -1 // every look-up sees the forgery
+			})
+			want(t, deliver(t, c, msg("bob@sts.example"))[0], Delivered, "")
+			txt := tw.w.DNS.Queries("_mta-sts.sts.example.", dns.TypeTXT)
+			f.forge(tw.w)
+			if _, err := tw.w.Attack(ip, testenv.AttackerOptions{Mode: testenv.StripSTARTTLS}); err != nil {
+				t.Fatal(err)
+			}
+			res := deliver(t, c, msg("bob@sts.example"))
+			want(t, res[0], TemporaryFailure, "4.7.10")
+			if res[0].Session.Requirement.Basis != BasisMTASTS {
+				t.Errorf("requirement = %+v", res[0].Session.Requirement)
+			}
+			if n := len(sink.Messages()); n != 1 {
+				t.Errorf("sink got %d messages, want only the first", n)
+			}
+			if tw.w.DNS.Queries("_mta-sts.sts.example.", dns.TypeTXT) == txt {
+				t.Error("the forged TXT record was never looked up; the test proves nothing")
+			}
+		})
+	}
 }

@@ -102,7 +102,7 @@ func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Require
 // authentication by them mandatory; secure records none of which is usable
 // make TLS mandatory; a failed look-up makes the host unusable now.
 func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) error {
-	dr, report, err := c.daneRequirement(ctx, d.t.domain, req.Host, d.t.mxSecure)
+	dr, report, err := c.daneRequirement(ctx, d.t.domain, d.t.daneName(req.Host), d.t.mxSecure)
 	if err != nil {
 		if req.record {
 			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, nil), resultTypeOf(err, tlsrpt.ResultDNSSECInvalid), req.Host, "")

@@ -79,7 +79,7 @@ func (c *Client) Explain(ctx context.Context, domain string) (*Explanation, erro
 		he := HostExplanation{Host: host}
 		if !t.literal {
 			he.TLSASource = "DNS look-up now"
-			if until, ok := c.daneCachedUntil(t.domain, host.Name, t.mxSecure); ok {
+			if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.mxSecure); ok {
 				he.TLSASource = "cache, until " + until.UTC().Format(time.RFC3339)
 			}
 		}

@@ -32,6 +32,20 @@ type target struct {
 	literal bool
 }
 
+// daneName returns the name whose TLSA base domain DANE discovery starts
+// from for host. For an implicit MX it is the initial name, the domain
+// itself, not the end of its CNAME chain that the route's host carries (RFC
+// 5321 §5.1): RFC 7672 §2.2.2 and §2.2.3 try the expanded name first and
+// the initial one second, and when the chain leaves the signed zone after a
+// secure first CNAME the initial name is the only base domain. Starting
+// from the target would find an unsigned host and no DANE at all.
+func (t *target) daneName(host string) string {
+	if t.route.Implicit && t.route.Domain != "" {
+		return t.route.Domain
+	}
+	return host
+}
+
 // nextHop is a parsed smart host: "relay.example", "[smtp.relay.example]",
 // either with ":port".
 type nextHop struct {

@@ -257,3 +257,45 @@ func TestCachedMTASTSPolicySurvivesAForgedTXTRecord(t *testing.T) {
 		})
 	}
 }
+
+// A domain without MX records whose name is a CNAME (RFC 5321 §5.1: its
+// own address records are used) keeps its DANE protection: the TLSA base
+// domain is found from the initial name, whose secure CNAME makes it the
+// base domain even when the chain ends in an unsigned zone (RFC 7672
+// §2.2.2, §2.2.3). Looking TLSA records up from the CNAME target alone
+// finds an unsigned host, no DANE, and hands an attacker who strips
+// STARTTLS the message in plaintext.
+func TestImplicitMXThroughACNAMEKeepsDANE(t *testing.T) {
+	setup := func(t *testing.T) (*testWorld, *testenv.SMTPServer, string) {
+		tw := newTestWorld(t, "signed.example.", "insecure:plain.example.")
+		cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "host.plain.example")
+		sink, ip := tw.mx("", 0, "host.plain.example", testenv.SMTPOptions{Certificate: &cert})
+		if err := tw.w.DNS.Add("mail.signed.example. 300 IN CNAME host.plain.example."); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.w.PublishTLSA("mail.signed.example", cert); err != nil {
+			t.Fatal(err)
+		}
+		return tw, sink, ip
+	}
+	t.Run("authenticated by the TLSA records of the initial name", func(t *testing.T) {
+		tw, _, _ := setup(t)
+		c := tw.client(nil)
+		res := deliver(t, c, msg("bob@mail.signed.example"))
+		want(t, res[0], Delivered, "")
+		if s := res[0].Session; s.Auth != DANEEE || s.Requirement.Basis != BasisDANE {
+			t.Errorf("session = %+v", s)
+		}
+	})
+	t.Run("STARTTLS stripped", func(t *testing.T) {
+		tw, sink, ip := setup(t)
+		if _, err := tw.w.Attack(ip, testenv.AttackerOptions{Mode: testenv.StripSTARTTLS}); err != nil {
+			t.Fatal(err)
+		}
+		c := tw.client(nil)
+		want(t, deliver(t, c, msg("bob@mail.signed.example"))[0], TemporaryFailure, "4.7.10")
+		if len(sink.Messages()) != 0 {
+			t.Error("delivered in plaintext")
+		}
+	})
+}

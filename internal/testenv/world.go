@@ -65,13 +65,16 @@ func (w *World) NextIP() string {
 	return fmt.Sprintf("127.0.%d.%d", n/254, n%254+1)
 }
 
-// MX starts an SMTP sink for host on a fresh loopback address, publishes
-// the host's A record (its zone must exist) and routes port 25 of that
-// address to the sink. opts.Addr is ignored; opts.Hostname defaults to
-// host.
+// MX starts an SMTP sink for host, gives the host a fresh loopback address
+// of its own, publishes it as the host's A record (its zone must exist)
+// and routes port 25 of that address to the sink. The sink itself listens
+// on 127.0.0.1, the one loopback address every system has (macOS, unlike
+// Linux, does not answer on the rest of 127.0.0.0/8); the library dials the
+// published address, so hosts are still told apart by IP. opts.Addr is
+// ignored; opts.Hostname defaults to host.
 func (w *World) MX(host string, opts SMTPOptions) (*SMTPServer, string, error) {
 	ip := w.NextIP()
-	opts.Addr = net.JoinHostPort(ip, "0")
+	opts.Addr = "127.0.0.1:0"
 	if opts.Hostname == "" {
 		opts.Hostname = strings.TrimSuffix(host, ".")
 	}

@@ -248,10 +248,20 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) cache
 	if maxCNAMEs <= 0 {
 		maxCNAMEs = defaultMaxCNAMEs
 	}
+	return followChain(ctx, name, qtype, maxCNAMEs, r.exchange)
+}
+
+// exchangeFunc asks the resolvers one question; resolve's is r.exchange,
+// the fuzz test's returns hostile messages.
+type exchangeFunc func(ctx context.Context, name string, qtype uint16) (*dns.Msg, resolvedServer, *DNSError)
+
+// followChain interprets the answers to name's question, asking again for
+// the target of a CNAME chain the resolver did not follow itself.
+func followChain(ctx context.Context, name string, qtype uint16, maxCNAMEs int, exchange exchangeFunc) cacheEntry {
 	ans := &Answer{Name: name, Canonical: name, Secure: true, TTL: ^uint32(0)}
 	seen := map[string]bool{name: true}
 	for {
-		msg, srv, err := r.exchange(ctx, ans.Canonical, qtype)
+		msg, srv, err := exchange(ctx, ans.Canonical, qtype)
 		if err != nil {
 			err.Name = name
 			return cacheEntry{err: err}

@@ -1,0 +1,93 @@
+package dane
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzFollowChain feeds hostile resolver answers to the code that reads
+// them: it must never panic nor loop, and must never call an answer secure
+// that came without the AD bit, nor return records of another type.
+func FuzzFollowChain(f *testing.F) {
+	seed := func(rcode int, ad bool, rrs ...string) []byte {
+		m := new(dns.Msg)
+		m.SetQuestion("a.example.", dns.TypeMX)
+		m.Response, m.Rcode, m.AuthenticatedData = true, rcode, ad
+		for _, s := range rrs {
+			rr, err := dns.NewRR(s)
+			if err != nil {
+				f.Fatal(err)
+			}
+			m.Answer = append(m.Answer, rr)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(seed(dns.RcodeSuccess, true, "a.example. 60 IN MX 10 mx.a.example."))
+	f.Add(seed(dns.RcodeSuccess, false, "a.example. 60 IN CNAME b.example.", "b.example. 60 IN MX 0 ."))
+	f.Add(seed(dns.RcodeSuccess, true, "a.example. 60 IN CNAME b.example.", "b.example. 60 IN CNAME a.example."))
+	f.Add(seed(dns.RcodeNameError, true, "a.example. 60 IN CNAME b.example."))
+	f.Add(seed(dns.RcodeSuccess, true, "A.EXAMPLE. 60 IN A 192.0.2.1"))
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		msg := new(dns.Msg)
+		if msg.Unpack(wire) != nil {
+			return
+		}
+		calls := 0
+		exchange := func(ctx context.Context, name string, qtype uint16) (*dns.Msg, resolvedServer, *DNSError) {
+			calls++
+			return msg, resolvedServer{addr: "127.0.0.1:53", trusted: true}, nil
+		}
+		e := followChain(context.Background(), "a.example.", dns.TypeMX, defaultMaxCNAMEs, exchange)
+		if calls > defaultMaxCNAMEs+1 {
+			t.Fatalf("asked %d times for one look-up", calls)
+		}
+		if e.answer == nil {
+			if e.err == nil {
+				t.Fatal("neither answer nor error")
+			}
+			return
+		}
+		if e.answer.Secure && !msg.AuthenticatedData {
+			t.Fatal("secure answer from a message without the AD bit")
+		}
+		if len(e.answer.Chain) > defaultMaxCNAMEs {
+			t.Fatalf("chain of %d CNAMEs", len(e.answer.Chain))
+		}
+		for _, rr := range e.answer.Records {
+			h := rr.Header()
+			if h.Rrtype != dns.TypeMX || !strings.EqualFold(h.Name, e.answer.Canonical) {
+				t.Fatalf("record %v at %s returned for MX at %s", rr, h.Name, e.answer.Canonical)
+			}
+		}
+		if len(e.answer.Records) > 0 && e.err != nil {
+			t.Fatalf("records and an error: %v", e.err)
+		}
+	})
+}
+
+// FuzzParseResolvConf: a resolv.conf of any content yields servers that
+// parseServer either accepts or rejects with an error, never a panic.
+func FuzzParseResolvConf(f *testing.F) {
+	f.Add("nameserver 127.0.0.1\noptions trust-ad\n")
+	f.Add("# c\nnameserver ::1\nnameserver fe80::1%eth0\nsearch a b\n")
+	f.Add("nameserver\noptions\n\x00")
+	f.Fuzz(func(t *testing.T, text string) {
+		servers, err := parseResolvConf(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for _, s := range servers {
+			addr, _, err := parseServer(s)
+			if err == nil && addr == "" {
+				t.Fatalf("server %q accepted with an empty address", s.Addr)
+			}
+		}
+	})
+}

@@ -104,6 +104,18 @@ func TestDemo(t *testing.T) {
 		})
 	}
 
+	t.Run("the MTA-STS policies are cached in the store file", func(t *testing.T) {
+		// Every domain with a policy, attacked or not: the fetch is over
+		// HTTPS, out of the MX attacker's reach (RFC 8461 §10.2).
+		want := []string{"forged-sts.example", "stripped-sts.example", "sts-enforce.example", "sts-testing.example"}
+		if !slices.Equal(out.Cached, want) {
+			t.Errorf("cached policies %v, want %v", out.Cached, want)
+		}
+		if !strings.Contains(text, "MTA-STS policies kept in the store file, for after a restart: forged-sts.example,") {
+			t.Error("the output does not say which policies the store keeps")
+		}
+	})
+
 	t.Run("null MX bounces with 5.1.10 and the DSN reaches the sender", func(t *testing.T) {
 		ro := byDomain["nullmx.example"]
 		if ro.Queue.State != queue.StateBounced || ro.Queue.Last.Enhanced != [3]int{5, 1, 10} {

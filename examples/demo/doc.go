@@ -2,8 +2,11 @@
 // builds a small internet on loopback (a DNS server with DNSSEC-signed and
 // unsigned zones, an MTA-STS policy server, a CA and one SMTP server per
 // recipient domain, some behind an attacker), sends one message through the
-// queue — stored in a bbolt file in a temporary directory — to a recipient
-// at each domain, and prints what became of each recipient and why:
+// queue — stored in a bbolt file in a temporary directory, which also keeps
+// the MTA-STS policy cache (so that a restart never reopens RFC 8461
+// §10.2's trust-on-first-use window) and the TLS-RPT counts — to a
+// recipient at each domain, and prints what became of each recipient and
+// why:
 //
 //   - dane.example: DNSSEC-signed, a "3 1 1" TLSA record → delivered,
 //     the server authenticated by DANE-EE (RFC 7672 §3.1.1);

@@ -66,6 +66,12 @@ func render(w io.Writer, out *outcome, color bool) error {
 	writeTable(&b, p, rows)
 	fmt.Fprintf(&b, "\n%s\n", p.paint(dim, fmt.Sprintf("The queue came to rest %s after Enqueue; %s stay queued for a retry.",
 		out.Took.Round(time.Millisecond), plural(pending(out), "recipient"))))
+	if len(out.Cached) > 0 {
+		line := "MTA-STS policies kept in the store file, for after a restart: " + strings.Join(out.Cached, ", ") + "."
+		for _, l := range wrap(line, detailWidth+8) {
+			fmt.Fprintf(&b, "%s\n", p.paint(dim, l))
+		}
+	}
 
 	for _, ro := range out.Recipients {
 		fmt.Fprintf(&b, "\n%s\n", p.paint(bold, recipient(ro.Scenario)))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/queue"
 	"github.com/sealpost/sealpost/queue/boltstore"
+	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -36,6 +38,9 @@ type outcome struct {
 	// Took is how long the mail took from Enqueue until the queue came to
 	// rest.
 	Took time.Duration
+	// Cached are the domains whose MTA-STS policy the store's cache holds
+	// at the end, sorted.
+	Cached []string
 }
 
 // recipientOutcome is what became of one recipient.
@@ -73,9 +78,10 @@ type bounceOutcome struct {
 	Status map[string]string
 }
 
-// node is the sending side: one bbolt file holding the queue and the
-// TLS-RPT counts, a TLS-RPT recorder, a delivery client wired to the
-// world, and the queue with its observer.
+// node is the sending side: one bbolt file holding the queue, the
+// MTA-STS policy cache and the TLS-RPT counts, a TLS-RPT recorder, an
+// MTA-STS client and a delivery client wired to the world, and the queue
+// with its observer.
 type node struct {
 	store    *boltstore.Store
 	rec      *tlsrpt.Recorder
@@ -98,9 +104,20 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 	n.resolver.Logger = log
 	n.rec = tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: store, Logger: log})
 	n.sessions = &sessionLog{rec: n.rec}
+	// The MTA-STS policies are cached in the same file as the queue, so
+	// that a restart never forgets a policy it has seen and never reopens
+	// the trust-on-first-use window (RFC 8461 §10.2).
+	mtasts := &sts.Client{
+		Resolver:    n.resolver,
+		DialContext: w.Dialer.DialContext,
+		RootCAs:     w.CA.Pool(),
+		Store:       store.PolicyCache(),
+		Logger:      log,
+	}
 	n.client = delivery.NewClient(delivery.Config{
 		Hostname: "mta." + sender,
 		Resolver: n.resolver,
+		MTASTS:   mtasts,
 		Dial:     w.Dialer.DialContext,
 		RootCAs:  w.CA.Pool(),
 		TLSRPT:   n.sessions,
@@ -165,6 +182,14 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	}
 	out := n.gather(w, scs)
 	out.ID, out.Took = id, time.Since(start)
+	cached, err := n.store.PolicyCache().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the MTA-STS policy cache: %w", err)
+	}
+	for _, p := range cached {
+		out.Cached = append(out.Cached, p.Domain)
+	}
+	sort.Strings(out.Cached)
 	if reportDomain != "" {
 		out.ReportDomain = reportDomain
 		if err := n.rec.Flush(ctx); err != nil {

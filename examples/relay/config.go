@@ -30,7 +30,8 @@ type Config struct {
 	// field it adds, in bounces (Reporting-MTA) and as the TLS-RPT
 	// submitter. Empty means the machine's fully qualified name.
 	Hostname string `json:"hostname"`
-	// Store is the bbolt file holding the queue and the TLS-RPT counts.
+	// Store is the bbolt file holding the queue, the MTA-STS policy cache
+	// and the TLS-RPT counts.
 	// Empty means "relay.db" in the working directory.
 	Store string `json:"store"`
 	// TLSCert and TLSKey are PEM files of the certificate chain and key

@@ -56,8 +56,10 @@
 // The queue (package queue, on queue/boltstore: one bbolt file) retries
 // temporary failures with back-off for five days and bounces permanent
 // failures to the envelope sender. Deliveries (package delivery) apply
-// DANE, MTA-STS and REQUIRETLS; every TLS session is counted for TLS-RPT
-// in the same file. Once a day, early in the UTC day, the previous day's
+// DANE, MTA-STS and REQUIRETLS. The MTA-STS policy cache is kept in the
+// same file, so that a restart does not forget a domain's policy and let
+// an attacker who blocks the policy fetch downgrade the domain's mail
+// (RFC 8461 §10.2); every TLS session is counted for TLS-RPT there too. Once a day, early in the UTC day, the previous day's
 // counts become one report per recipient domain, sent to the domain's
 // _smtp._tls destinations: by HTTPS POST, or as mail through the queue,
 // DKIM-signed with the keys of the contact address's domain (without such
@@ -77,10 +79,8 @@
 //
 // It does not restrict which envelope sender a user may use, add a
 // missing Date or Message-ID (RFC 6409 §8), reload its configuration or
-// certificate while running, apply a local policy file (see examples/send
-// for the format delivery.LocalPolicy takes), or keep MTA-STS policies
-// across restarts (the store has no MTA-STS cache yet; policies are
-// cached in memory and fetched again after a restart).
+// certificate while running, or apply a local policy file (see examples/send
+// for the format delivery.LocalPolicy takes).
 //
 // # Testing
 //

@@ -68,7 +68,7 @@ func parseArgs(args []string, stderr io.Writer) (Config, int, error) {
 	var flagCfg Config
 	fs.StringVar(&flagCfg.Listen, "listen", "", "submission `address` (default "+defaultListen+")")
 	fs.StringVar(&flagCfg.Hostname, "hostname", "", "this relay's fully qualified `name` (default the machine's)")
-	fs.StringVar(&flagCfg.Store, "store", "", "queue and TLS-RPT store `file` (default "+defaultStore+")")
+	fs.StringVar(&flagCfg.Store, "store", "", "queue, MTA-STS cache and TLS-RPT store `file` (default "+defaultStore+")")
 	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "STARTTLS certificate chain PEM `file`")
 	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "STARTTLS private key PEM `file`")
 	fs.StringVar(&flagCfg.Resolver, "resolver", "", "DNS resolver: `ip[:port]` or a resolv.conf file (default /etc/resolv.conf)")

@@ -97,8 +97,8 @@ func (r *Relay) checkResolver(ctx context.Context) {
 	}
 }
 
-// wire builds the MTA-STS client, the TLS-RPT recorder, the delivery
-// client, the queue and the reporter.
+// wire builds the MTA-STS client (its cache in the store), the TLS-RPT
+// recorder, the delivery client, the queue and the reporter.
 //
 // The reporter runs on its own (tlsrpt.Reporter.Run) rather than through
 // queue.Config.Daily: Run also retries failed submissions within the day
@@ -108,8 +108,10 @@ func (r *Relay) wire(env *Env) error {
 	r.mtasts = &sts.Client{
 		Resolver: r.resolver, DialContext: env.Dial, RootCAs: env.RootCAs, Now: env.Now,
 		Logger: r.log,
-		// Store: nil — boltstore does not offer an sts.Store yet
-		// (notes/requests.md), so policies are cached in memory.
+		// The policy cache lives in the store file: a restart never
+		// forgets a policy and reopens the trust-on-first-use window
+		// (RFC 8461 §10.2).
+		Store: r.store.PolicyCache(),
 	}
 	r.recorder = tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: r.store, Now: env.Now, Logger: r.log})
 	r.client = delivery.NewClient(delivery.Config{

@@ -155,20 +155,26 @@ func (b Backoff) Delay(attempts int) time.Duration {
 
 // Observer receives the queue's events, for metrics. Every field may be
 // nil. The functions are called synchronously from the queue's goroutines:
-// they must be quick and safe for concurrent use.
+// they must be quick and safe for concurrent use, and must not keep r,
+// which the queue goes on changing (copy it).
 type Observer struct {
 	// Enqueued: a message was stored (bounces included).
 	Enqueued func(env *Envelope)
 	// AttemptStarted: a delivery of the message's recipients at domain
 	// begins.
 	AttemptStarted func(id ID, domain string, recipients int)
-	// Delivered: a recipient was delivered.
-	Delivered func(id ID, r *Recipient)
+	// Delivered: a recipient was delivered. res is the attempt's result
+	// as the Deliverer returned it: res.Session says over what (MX host,
+	// IP, TLS version, res.Session.Auth such as delivery.DANEEE) and under
+	// which requirement (res.Session.Requirement: Basis, Reason).
+	Delivered func(id ID, r *Recipient, res *delivery.Result)
 	// Deferred: a recipient failed temporarily and is retried at
-	// r.NextAttempt.
-	Deferred func(id ID, r *Recipient)
-	// Bounced: a recipient failed permanently or expired.
-	Bounced func(id ID, r *Recipient)
+	// r.NextAttempt. res is the failed attempt's result; res.Err holds
+	// the cause (a *dane.VerifyError, an *sts.Error, ...).
+	Deferred func(id ID, r *Recipient, res *delivery.Result)
+	// Bounced: a recipient failed permanently, or expired after the
+	// temporary failure in res.
+	Bounced func(id ID, r *Recipient, res *delivery.Result)
 	// Depth: the number of messages stored and of those in memory for
 	// delivery, after each look at the store.
 	Depth func(stored, active int)

@@ -96,6 +96,17 @@
 // Run calls once a day, at a random time early in the UTC day, to submit
 // yesterday's reports.
 //
+// # Observing
+//
+// Config.Observer's Delivered, Deferred and Bounced receive the attempt's
+// delivery.Result: its Session says which MX host and address took part,
+// over which TLS version, how the server was authenticated (DANE-EE,
+// DANE-TA, WebPKI, ...) and under which requirement (Basis, Reason), so
+// that metrics such as "delivered over DANE-EE" need nothing but the
+// queue's API. A summary of that session (SessionSummary) is stored with
+// the recipient as Recipient.Last.Session, so that Inspect shows how a
+// recipient was delivered, or which host was refused under which policy.
+//
 // # Storage
 //
 // The queue talks to storage only through Store. MemoryStore is for tests;

@@ -61,6 +61,8 @@ type scripted struct {
 	delay   time.Duration
 	running map[string]int // per domain, now
 	peak    map[string]int // per domain, highest seen
+	// edit, when set, changes each result before it is returned.
+	edit func(*delivery.Result)
 }
 
 func newScripted() *scripted {
@@ -117,12 +119,22 @@ func (s *scripted) Deliver(ctx context.Context, m *delivery.Message) ([]delivery
 			res.Code, res.Enhanced, res.Text = 550, smtp.EnhancedCode{5, 1, 1}, "no such user\r\nInjected: header"
 			res.Err = &delivery.Error{Code: 550, Enhanced: res.Enhanced, Message: res.Text}
 		}
+		if s.edit != nil {
+			s.edit(&res)
+		}
 		results = append(results, res)
 	}
 	if len(accepted) > 0 {
 		s.sent = append(s.sent, sent{From: m.From, Rcpts: accepted, Body: body, Report: m.TLSReport, Return: m.Return, EnvID: m.EnvID})
 	}
 	return results, nil
+}
+
+// onResult sets edit.
+func (s *scripted) onResult(edit func(*delivery.Result)) {
+	s.mu.Lock()
+	s.edit = edit
+	s.mu.Unlock()
 }
 
 // delivered returns the deliveries made so far.

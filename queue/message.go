@@ -5,8 +5,11 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sealpost/sealpost/delivery"
 )
 
 // ID names a queued message. IDs are 20 characters of lower-case base32
@@ -166,6 +169,66 @@ type Diagnostic struct {
 	Text string `json:",omitempty"`
 	// RemoteMTA is the host that gave the reply; empty for our own.
 	RemoteMTA string `json:",omitempty"`
+	// Session is how the outcome came about: the host the attempt ended
+	// on, its address, the TLS version, how the server was authenticated
+	// and which rule set the host's requirement. Zero when no host was
+	// tried (a DNS failure, a null MX).
+	Session SessionSummary `json:",omitzero"`
+}
+
+// SessionSummary is what the queue keeps of the delivery.Session an
+// attempt ended on, so that Inspect shows over what a recipient was
+// delivered, or which host was refused under which policy. The values are
+// stored as the delivery package writes them (Session.TLSVersionName,
+// Authentication.String, Basis.String), so that a stored queue reads the
+// same after an upgrade; Observer callbacks get the typed delivery.Result.
+type SessionSummary struct {
+	// MXHost is the MX host name; IP the address connected to.
+	MXHost string     `json:",omitempty"`
+	IP     netip.Addr `json:",omitzero"`
+	// TLSVersion is "TLS 1.3", "TLS 1.2", ..., or "plaintext"; empty when
+	// no SMTP session was established.
+	TLSVersion string `json:",omitempty"`
+	// Auth says how the server was authenticated: "DANE-EE", "DANE-TA",
+	// "WebPKI", "unauthenticated TLS", "plaintext", or "no session" when
+	// the host was refused before or without one.
+	Auth string `json:",omitempty"`
+	// Basis is the rule that decided the host's requirement: "DANE",
+	// "MTA-STS", "REQUIRETLS", "local policy", "no policy", ...
+	Basis string `json:",omitempty"`
+}
+
+// summarize keeps the part of s that says how a message went.
+func summarize(s *delivery.Session) SessionSummary {
+	if s.MXHost == "" {
+		return SessionSummary{}
+	}
+	sum := SessionSummary{MXHost: s.MXHost, IP: s.IP, Auth: s.Auth.String(), Basis: s.Requirement.Basis.String()}
+	if s.Auth != delivery.NoSession {
+		sum.TLSVersion = s.TLSVersionName()
+	}
+	return sum
+}
+
+// String writes the summary on one line, as
+// "mx.example.com [192.0.2.1] TLS 1.3, DANE-EE (DANE)"; "" when s is zero.
+func (s SessionSummary) String() string {
+	if s == (SessionSummary{}) {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(s.MXHost)
+	if s.IP.IsValid() {
+		b.WriteString(" [" + s.IP.String() + "]")
+	}
+	if s.TLSVersion != "" && s.TLSVersion != s.Auth {
+		b.WriteString(" " + s.TLSVersion + ",")
+	}
+	b.WriteString(" " + s.Auth)
+	if s.Basis != "" {
+		b.WriteString(" (" + s.Basis + ")")
+	}
+	return b.String()
 }
 
 // Recipient is one recipient of a queued message with its own state.

@@ -17,8 +17,8 @@ import (
 func TestDeferredTwiceThenDelivered(t *testing.T) {
 	var deferred, delivered atomic.Int32
 	h := newHarness(t, func(c *queue.Config) {
-		c.Observer.Deferred = func(queue.ID, *queue.Recipient) { deferred.Add(1) }
-		c.Observer.Delivered = func(queue.ID, *queue.Recipient) { delivered.Add(1) }
+		c.Observer.Deferred = func(queue.ID, *queue.Recipient, *delivery.Result) { deferred.Add(1) }
+		c.Observer.Delivered = func(queue.ID, *queue.Recipient, *delivery.Result) { delivered.Add(1) }
 	})
 	h.d.set("bob@example.com", delivery.TemporaryFailure, delivery.TemporaryFailure)
 	id := enqueue(t, h.q, &queue.Envelope{From: "alice@example.org", Recipients: rcpts("bob@example.com")})
@@ -162,7 +162,7 @@ func TestExpiryBounces(t *testing.T) {
 func TestNullSenderGetsNoDSN(t *testing.T) {
 	var bounced atomic.Int32
 	h := newHarness(t, func(c *queue.Config) {
-		c.Observer.Bounced = func(queue.ID, *queue.Recipient) { bounced.Add(1) }
+		c.Observer.Bounced = func(queue.ID, *queue.Recipient, *delivery.Result) { bounced.Add(1) }
 	})
 	h.d.set("gone@example.com", delivery.PermanentFailure)
 	id := enqueue(t, h.q, &queue.Envelope{From: "", Recipients: rcpts("gone@example.com")})

@@ -87,19 +87,19 @@ func (q *Queue) apply(t *task, o outcome) {
 // applyResult moves one recipient on after an attempt that ended at now.
 func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now time.Time) {
 	env := m.env
-	diag := Diagnostic{Code: res.Code, Enhanced: [3]int(res.Enhanced), Text: res.Text}
+	diag := Diagnostic{Code: res.Code, Enhanced: [3]int(res.Enhanced), Text: res.Text, Session: summarize(&res.Session)}
 	if res.Remote {
 		diag.RemoteMTA = res.Session.MXHost
 	}
 	r.Attempts++
 	r.LastAttempt, r.Last = now, diag
-	log := q.log.With("id", env.ID, "rcpt", r.Addr, "attempts", r.Attempts, "reply", diagString(diag))
+	log := q.log.With("id", env.ID, "rcpt", r.Addr, "attempts", r.Attempts, "reply", diagString(diag), "session", diag.Session.String())
 	switch res.Status {
 	case delivery.Delivered:
 		r.State = StateDelivered
-		log.Info("queue: delivered", "host", res.Session.MXHost, "tls", res.Session.TLSVersionName(), "auth", res.Session.Auth.String())
+		log.Info("queue: delivered")
 		if f := q.cfg.Observer.Delivered; f != nil {
-			f(env.ID, r)
+			f(env.ID, r, &res)
 		}
 		// RFC 3461 §5.2.2: a message relayed to a server that may not
 		// report success is reported "relayed" to a sender who asked for
@@ -108,7 +108,7 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 			m.report(r, actionRelayed, time.Time{})
 		}
 	case delivery.PermanentFailure:
-		q.bounceRecipient(m, r, "failed")
+		q.bounceRecipient(m, r, &res, "failed")
 		if env.Kind == KindReport {
 			m.bounced = append(m.bounced, *r)
 		}
@@ -116,7 +116,7 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 		maxAge := q.maxAge()
 		expiry := env.Arrived.Add(maxAge)
 		if !now.Before(expiry) {
-			q.bounceRecipient(m, r, "expired")
+			q.bounceRecipient(m, r, &res, "expired")
 			return
 		}
 		r.NextAttempt = now.Add(q.cfg.Retry.Delay(r.Attempts))
@@ -125,7 +125,7 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 		}
 		log.Info("queue: deferred", "next", r.NextAttempt)
 		if f := q.cfg.Observer.Deferred; f != nil {
-			f(env.ID, r)
+			f(env.ID, r, &res)
 		}
 		warn := q.cfg.DelayWarning
 		if warn > 0 && !r.Warned && now.Sub(env.Arrived) >= warn && r.Notify.wants(NotifyDelay, true) {
@@ -135,11 +135,11 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 	}
 }
 
-func (q *Queue) bounceRecipient(m *active, r *Recipient, why string) {
+func (q *Queue) bounceRecipient(m *active, r *Recipient, res *delivery.Result, why string) {
 	r.State = StateBounced
-	q.log.Warn("queue: bounced", "id", m.env.ID, "rcpt", r.Addr, "why", why, "attempts", r.Attempts, "reply", diagString(r.Last))
+	q.log.Warn("queue: bounced", "id", m.env.ID, "rcpt", r.Addr, "why", why, "attempts", r.Attempts, "reply", diagString(r.Last), "session", r.Last.Session.String())
 	if f := q.cfg.Observer.Bounced; f != nil {
-		f(m.env.ID, r)
+		f(m.env.ID, r, res)
 	}
 	if r.Notify.wants(NotifyFailure, false) {
 		m.report(r, actionFailed, time.Time{})

@@ -270,8 +270,8 @@ func TestTrackerWait(t *testing.T) {
 	tr := newTracker()
 	tr.expect("id1", env)
 	obs := tr.observer()
-	obs.Delivered("id1", &queue.Recipient{Addr: "A@x.example", State: queue.StateDelivered})
-	obs.Bounced("id1", &queue.Recipient{Addr: "b@y.example", State: queue.StateBounced})
+	obs.Delivered("id1", &queue.Recipient{Addr: "A@x.example", State: queue.StateDelivered}, nil)
+	obs.Bounced("id1", &queue.Recipient{Addr: "b@y.example", State: queue.StateBounced}, nil)
 	if got := tr.waiting(); !slices.Equal(got, []string{"the bounce to the sender"}) {
 		t.Errorf("waiting after a bounce without DSN = %v, want the bounce", got)
 	}
@@ -289,7 +289,7 @@ func TestTrackerWait(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- tr.wait(context.Background()) }()
-	obs.Deferred("dsn1", &queue.Recipient{Addr: "s@z.example"})
+	obs.Deferred("dsn1", &queue.Recipient{Addr: "s@z.example"}, nil)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -48,7 +48,7 @@ func (t *tracker) observer() queue.Observer {
 
 // attempted notes the outcome of an attempt on one recipient. The
 // recipient is copied: the queue goes on changing its own.
-func (t *tracker) attempted(id queue.ID, r *queue.Recipient) {
+func (t *tracker) attempted(id queue.ID, r *queue.Recipient, _ *delivery.Result) {
 	rc := *r
 	t.update(func() {
 		t.seen[strings.ToLower(rc.Addr)] = rc

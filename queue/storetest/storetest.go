@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -184,7 +185,8 @@ func testUpdateKeeps(t *testing.T, s queue.Store) {
 	rcpts := envs[0].Recipients
 	rcpts[0].State, rcpts[0].Attempts = queue.StateDelivered, 1
 	rcpts[1].Attempts, rcpts[1].NextAttempt = 1, t0.Add(5*time.Minute)
-	rcpts[1].Last = queue.Diagnostic{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "try later", RemoteMTA: "mx.b.example"}
+	rcpts[1].Last = queue.Diagnostic{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "try later", RemoteMTA: "mx.b.example",
+		Session: queue.SessionSummary{MXHost: "mx.b.example", IP: netip.MustParseAddr("2001:db8::25"), TLSVersion: "TLS 1.3", Auth: "DANE-EE", Basis: "DANE"}}
 	must(t, s.Update(ctx, "m", rcpts))
 	got, err := s.Get(ctx, "m")
 	must(t, err)

@@ -26,6 +26,12 @@ var (
 // for it, so it is reported as validation-failure with this code.
 const reasonMXNotInPolicy = "mx-not-in-policy"
 
+// reasonMXInsecure is the failure-reason-code of a "dane-required" failure
+// (RFC 8460 §4.3.2.1) whose host has usable TLSA records but was named by
+// an MX answer that is not DNSSEC-secure, which LocalPolicy.DANEOnly
+// refuses.
+const reasonMXInsecure = "mx-rrset-insecure"
+
 // stsState is what the MTA-STS look-up found for a policy domain, once per
 // delivery attempt.
 type stsState struct {
@@ -247,6 +253,18 @@ func (c *Client) decideLocal(d *decision, req *Requirement) error {
 			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, req.DANE), tlsrpt.ResultDANERequired, req.Host, "")
 		}
 		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host)
+	}
+	if lp.DANEOnly && !d.t.mxSecure {
+		// RFC 7672 §2.2.1, §6: DANE binds a host's keys to its name, and
+		// only a DNSSEC-secure MX answer (or the secure denial of an
+		// implicit MX) binds that name to the domain. An attacker who forges
+		// an insecure answer can name a host in a zone of his own, signed,
+		// with TLSA records of his own: for a sender that demands DANE, the
+		// domain has no DANE-validated host (RFC 8460 §4.3.2.1).
+		if req.record {
+			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, req.DANE), tlsrpt.ResultDANERequired, req.Host, reasonMXInsecure)
+		}
+		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and its MX answer naming %s is not DNSSEC-secure", d.t.domain, req.Host)
 	}
 	if lp.DANEOnly && req.Level < Authenticated {
 		// The records were relaxed for this message ("TLS-Required: No", a

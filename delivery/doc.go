@@ -115,6 +115,13 @@
 //     sessions that went ahead without the policy; sessions under a
 //     preloaded policy count as "no-policy-found", since the domain
 //     published nothing.
+//   - LocalPolicy.DANEOnly demands DANE of the domain, not of a host: a host
+//     with usable TLSA records named by an MX answer that is not
+//     DNSSEC-secure is refused too (RFC 7672 §2.2.1, §6: a forged MX answer
+//     can name an attacker's own DANE host), with 4.7.5, and recorded as
+//     "dane-required" (RFC 8460 §4.3.2.1: the sender requires DANE and no
+//     DANE-validated host was found), failure-reason-code
+//     "mx-rrset-insecure".
 //   - Between messages on a reused session no RSET is sent when the last
 //     transaction ended cleanly (RFC 5321 §4.1.1.4 leaves the session
 //     ready); the SMTP client sends RSET before a transaction when the

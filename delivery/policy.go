@@ -32,10 +32,13 @@ type DomainPolicy struct {
 	// otherwise through the WebPKI as RFC 8461 §4.2 checks it (TLS 1.2 or
 	// newer, a trusted chain naming the MX host).
 	RequireAuthenticated bool
-	// DANEOnly uses only hosts with DNSSEC-secure, usable TLSA records;
-	// the others are skipped. The server must be authenticated by them
-	// even when the records themselves are not enforced for a message
-	// ("TLS-Required: No", a TLS-RPT report) or by an Override.
+	// DANEOnly uses only hosts with DNSSEC-secure, usable TLSA records
+	// named by a DNSSEC-secure MX answer (or, for a domain without MX
+	// records, a secure denial of them): the others are skipped with a
+	// temporary 4.7.5 failure and recorded for TLS-RPT as
+	// "dane-required". The server must be authenticated by the records
+	// even when they are not enforced for a message ("TLS-Required: No",
+	// a TLS-RPT report) or by an Override.
 	DANEOnly bool
 	// Preloaded is an MTA-STS-style policy (mode and mx patterns; max_age
 	// is ignored) applied when the domain publishes no MTA-STS policy or

@@ -299,3 +299,46 @@ func TestImplicitMXThroughACNAMEKeepsDANE(t *testing.T) {
 		}
 	})
 }
+
+// LocalPolicy.DANEOnly is the operator's demand that a domain's mail be
+// protected by DANE. With an insecure MX RRset that demand cannot be met
+// (RFC 7672 §2.2.1, §6): an attacker who forges the answer names a host in
+// a zone of his own, signed, with TLSA records pinning his own server. The
+// host is refused as one without TLSA records is, and recorded as
+// "dane-required" (RFC 8460 §4.3.2.1).
+func TestDANEOnlyRefusesADANEHostOfAnInsecureMX(t *testing.T) {
+	setup := func(t *testing.T) (*testWorld, *testenv.SMTPServer) {
+		tw := newTestWorld(t, "insecure:plain.example.", "evil.example.")
+		cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "mx.evil.example")
+		sink, _ := tw.mx("plain.example", 10, "mx.evil.example", testenv.SMTPOptions{Certificate: &cert})
+		if err := tw.w.PublishTLSA("mx.evil.example", cert); err != nil {
+			t.Fatal(err)
+		}
+		return tw, sink
+	}
+	t.Run("without DANEOnly the host is DANE-authenticated", func(t *testing.T) {
+		// What makes the refusal below meaningful: the host passes DANE.
+		tw, _ := setup(t)
+		res := deliver(t, tw.client(nil), msg("bob@plain.example"))
+		want(t, res[0], Delivered, "")
+		if res[0].Session.Auth != DANEEE {
+			t.Errorf("session = %+v", res[0].Session)
+		}
+	})
+	t.Run("DANEOnly refuses it", func(t *testing.T) {
+		tw, sink := setup(t)
+		c := tw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"plain.example": {DANEOnly: true}}
+		})
+		res := deliver(t, c, msg("bob@plain.example"))
+		want(t, res[0], TemporaryFailure, "4.7.5")
+		if sink.Connections() != 0 || len(tw.w.Dialer.Dialed()) != 0 {
+			t.Error("connected to a host named by an insecure MX answer")
+		}
+		rec := tw.only()
+		wantFailure(t, rec, tlsrpt.PolicyTypeTLSA, tlsrpt.ResultDANERequired)
+		if rec.Failure.FailureReasonCode != reasonMXInsecure {
+			t.Errorf("failure = %+v", rec.Failure)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -229,4 +230,77 @@ func hex64(c byte) string {
 		b[i] = c
 	}
 	return string(b)
+}
+
+// An Override that ignores a domain's TLSA records drops DANE only: the
+// domain's MTA-STS policy (or the operator's preloaded one) then holds its
+// hosts as it holds hosts without TLSA records. Without such a policy the
+// ignored records are still checked and reported, unenforced.
+func TestIgnoreDANEKeepsMTASTS(t *testing.T) {
+	const policy = "version: STSv1\nmode: enforce\nmx: mx.secure.example\nmax_age: 86400\n"
+	preloaded, err := sts.ParsePolicy(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := Override{IgnoreDANE: true, Reason: "ticket 42: stale TLSA after key roll"}
+	// setup publishes TLSA records that pin no certificate the server has
+	// (the broken records the override is for) and, with publish, an
+	// enforced MTA-STS policy listing the host.
+	setup := func(t *testing.T, webPKI, publish bool) (*testWorld, *testenv.SMTPServer) {
+		tw := newTestWorld(t, "secure.example.")
+		cert := tw.cert("mx.secure.example")
+		if !webPKI {
+			other := tlsLeaf(t)
+			cert = &other
+		}
+		sink, _ := tw.mx("secure.example", 10, "mx.secure.example", testenv.SMTPOptions{Certificate: cert})
+		if err := tw.w.PublishTLSA("mx.secure.example", tlsLeaf(t)); err != nil {
+			t.Fatal(err)
+		}
+		if publish {
+			if err := tw.w.PublishSTS("secure.example", "1", policy); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tw, sink
+	}
+	for _, tc := range []struct {
+		name    string
+		publish bool
+		local   DomainPolicy
+		basis   Basis
+	}{
+		{"published policy", true, DomainPolicy{Override: ignore}, BasisMTASTS},
+		{"preloaded policy", false, DomainPolicy{Override: ignore, Preloaded: preloaded}, BasisPreloaded},
+	} {
+		t.Run(tc.name+": a WebPKI certificate authenticates the server", func(t *testing.T) {
+			tw, _ := setup(t, true, tc.publish)
+			c := tw.client(func(cfg *Config) { cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": tc.local} })
+			res := deliver(t, c, msg("bob@secure.example"))
+			want(t, res[0], Delivered, "")
+			if s := res[0].Session; s.Auth != WebPKI || s.Requirement.Basis != tc.basis || s.Requirement.Level != Authenticated {
+				t.Errorf("session = %+v", s)
+			}
+		})
+		t.Run(tc.name+": a certificate the WebPKI does not trust is refused", func(t *testing.T) {
+			tw, sink := setup(t, false, tc.publish)
+			c := tw.client(func(cfg *Config) { cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": tc.local} })
+			want(t, deliver(t, c, msg("bob@secure.example"))[0], TemporaryFailure, "4.7.5")
+			if len(sink.Messages()) != 0 {
+				t.Error("delivered to a server nothing authenticated")
+			}
+		})
+	}
+	t.Run("no MTA-STS policy: the records are checked and reported", func(t *testing.T) {
+		tw, _ := setup(t, false, false)
+		c := tw.client(func(cfg *Config) {
+			cfg.Policy.Domains = map[string]DomainPolicy{"secure.example": {Override: ignore}}
+		})
+		res := deliver(t, c, msg("bob@secure.example"))
+		want(t, res[0], Delivered, "")
+		if s := res[0].Session; s.Auth != UnauthenticatedTLS || s.Requirement.Basis != BasisDANE {
+			t.Errorf("session = %+v", s)
+		}
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+	})
 }

@@ -81,11 +81,16 @@ func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Require
 			return nil, err
 		}
 	}
-	if req.DANE == nil || req.DANE.Outcome == dane.NotApplicable {
+	switch {
+	case req.DANE == nil || req.DANE.Outcome == dane.NotApplicable:
 		if err := c.decideSTS(d, req); err != nil {
 			return nil, err
 		}
-	} else if !d.t.mxSecure {
+	case c.daneIgnored(d):
+		if err := c.decideSTSInstead(d, req); err != nil {
+			return nil, err
+		}
+	case !d.t.mxSecure:
 		if err := c.matchSTS(d, req); err != nil {
 			return nil, err
 		}
@@ -133,12 +138,41 @@ func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) 
 	case d.relaxed():
 		req.Level = Opportunistic
 		req.Reason += "; not enforced for this message (" + d.relaxReason() + ")"
-	case d.local.Override.IgnoreDANE && d.local.Override.active(d.now):
+	case c.daneIgnored(d):
 		req.Level = Opportunistic
 		req.Reason += "; not enforced: operator override (" + d.local.Override.Reason + ")"
 		c.log.Warn("delivery: DANE not enforced by operator override", slog.String("domain", d.t.domain),
 			slog.String("host", req.Host), slog.String("reason", d.local.Override.Reason))
 	}
+	return nil
+}
+
+// daneIgnored reports whether an operator override drops the domain's
+// TLSA records for this message (not when they are relaxed for it anyway).
+func (c *Client) daneIgnored(d *decision) bool {
+	return !d.relaxed() && d.local.Override.IgnoreDANE && d.local.Override.active(d.now)
+}
+
+// decideSTSInstead applies the domain's MTA-STS policy (or the preloaded
+// one) to a host whose TLSA records an Override ignores: the override drops
+// DANE, not the domain's other policy, so the host is held to that policy
+// as a host without TLSA records is. When no policy applies, the ignored
+// records are still checked and reported, unenforced, as decideDANE left
+// them. Under LocalPolicy.DANEOnly they stay too: the operator's own rule
+// wants the server authenticated by them (decideLocal).
+func (c *Client) decideSTSInstead(d *decision, req *Requirement) error {
+	if d.local.DANEOnly {
+		return nil
+	}
+	alt := &Requirement{Host: req.Host, record: req.record}
+	if err := c.decideSTS(d, alt); err != nil {
+		return err
+	}
+	if alt.STS == nil {
+		return nil
+	}
+	req.Level, req.Check, req.Basis, req.STS, req.STSMatch, req.report = alt.Level, alt.Check, alt.Basis, alt.STS, alt.STSMatch, alt.report
+	req.Reason = req.Reason + "; instead: " + alt.Reason
 	return nil
 }
 

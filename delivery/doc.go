@@ -115,6 +115,11 @@
 //     sessions that went ahead without the policy; sessions under a
 //     preloaded policy count as "no-policy-found", since the domain
 //     published nothing.
+//   - An Override that ignores a domain's TLSA records drops DANE only: the
+//     hosts are then held to the domain's MTA-STS policy (or the preloaded
+//     one) as hosts without TLSA records are, since RFC 8461 §2 sets
+//     MTA-STS aside for DANE hosts only because DANE is stronger; with no
+//     such policy the records are checked and reported, not enforced.
 //   - LocalPolicy.DANEOnly demands DANE of the domain, not of a host: a host
 //     with usable TLSA records named by an MX answer that is not
 //     DNSSEC-secure is refused too (RFC 7672 §2.2.1, §6: a forged MX answer

@@ -65,7 +65,11 @@ type DomainPolicy struct {
 // override is logged at warning level with its Reason. An Override without
 // a Reason, or past its Until, is not applied.
 type Override struct {
-	// IgnoreDANE does not enforce the domain's TLSA records.
+	// IgnoreDANE does not enforce the TLSA records of the domain's hosts.
+	// It drops DANE only: the domain's MTA-STS policy (or the preloaded
+	// one) then applies to those hosts as to hosts without TLSA records;
+	// where no such policy applies, the records are checked and reported,
+	// not enforced. Under DANEOnly the server must still match them.
 	IgnoreDANE bool
 	// IgnoreMTASTS does not enforce its MTA-STS policy (nor a preloaded
 	// one).

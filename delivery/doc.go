@@ -25,7 +25,8 @@
 //     by its MX records, "[host]" directly; its own domain's policies then
 //     apply.
 //  2. The MTA-STS policy of the policy domain (RFC 8461 §5.1, through the
-//     sts package's cache), or the operator's preloaded one.
+//     sts package's cache), or, when the domain publishes none or its
+//     policy cannot be had, the operator's preloaded one.
 //  3. For each host in order, its requirement, in this order of precedence
 //     and never relaxed to make a delivery succeed:
 //     - DNSSEC-secure usable TLSA records: TLS, authenticated by them
@@ -115,6 +116,11 @@
 //     sessions that went ahead without the policy; sessions under a
 //     preloaded policy count as "no-policy-found", since the domain
 //     published nothing.
+//   - A policy the domain publishes takes precedence over the operator's
+//     preloaded one in every mode: enforce, testing, and none, which is the
+//     domain saying it has no active policy (RFC 8461 §5). The preloaded
+//     policy protects the first contact and covers a domain that publishes
+//     nothing, or whose policy cannot be fetched and is not cached.
 //   - An Override that ignores a domain's TLSA records drops DANE only: the
 //     hosts are then held to the domain's MTA-STS policy (or the preloaded
 //     one) as hosts without TLSA records are, since RFC 8461 §2 sets

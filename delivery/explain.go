@@ -22,8 +22,9 @@ type Explanation struct {
 	Route *MXRoute
 	// MTASTS is the MTA-STS policy that applies, nil when none does;
 	// MTASTSSource says where it came from (cache, fresh fetch, stale after
-	// an error, preloaded by the operator) and MTASTSErr why the domain's
-	// own policy could not be had, if that is the case.
+	// an error, preloaded by the operator), or, with MTASTS nil, where the
+	// domain's policy in mode none came from; MTASTSErr says why the
+	// domain's own policy could not be had, if that is the case.
 	MTASTS       *sts.Policy
 	MTASTSSource string
 	MTASTSErr    error
@@ -120,6 +121,10 @@ func (ex *Explanation) String() string {
 		fmt.Fprintf(&b, "  MTA-STS: mode %s, mx %s (%s)\n", ex.MTASTS.Mode, strings.Join(ex.MTASTS.MX, ", "), ex.MTASTSSource)
 	case ex.MTASTSErr != nil:
 		fmt.Fprintf(&b, "  MTA-STS: no policy available: %v\n", ex.MTASTSErr)
+	case ex.MTASTSSource != "":
+		// The domain's own policy in mode none, which the preloaded one
+		// gives way to.
+		fmt.Fprintf(&b, "  MTA-STS: no policy (%s)\n", ex.MTASTSSource)
 	default:
 		b.WriteString("  MTA-STS: no policy\n")
 	}

@@ -41,8 +41,10 @@ type DomainPolicy struct {
 	// a TLS-RPT report) or by an Override.
 	DANEOnly bool
 	// Preloaded is an MTA-STS-style policy (mode and mx patterns; max_age
-	// is ignored) applied when the domain publishes no MTA-STS policy or
-	// none is cached yet, so that the first contact is protected too.
+	// is ignored) applied when the domain publishes no MTA-STS policy, or
+	// its policy cannot be fetched and none is cached, so that the first
+	// contact is protected too. A policy the domain publishes takes
+	// precedence in every mode, none included.
 	// Build it with sts.ParsePolicy. Sessions under it are reported to
 	// TLS-RPT as "no-policy-found": the domain published nothing.
 	Preloaded *sts.Policy
@@ -61,8 +63,9 @@ type DomainPolicy struct {
 // Override loosens the requirement a domain publishes, for a domain whose
 // DANE records or MTA-STS policy are broken and whose mail must flow
 // meanwhile. The loosened policy is still checked and its failures
-// reported, as in MTA-STS testing mode; every delivery that uses the
-// override is logged at warning level with its Reason. An Override without
+// reported, as in MTA-STS testing mode, unless another policy takes its
+// place (see IgnoreDANE); every delivery that uses the override is logged
+// at warning level with its Reason. An Override without
 // a Reason, or past its Until, is not applied.
 type Override struct {
 	// IgnoreDANE does not enforce the TLSA records of the domain's hosts.

@@ -163,6 +163,35 @@ func TestPreloadedPolicy(t *testing.T) {
 		want(t, deliver(t, c, msg("bob@pre.example"))[0], TemporaryFailure, "4.7.5")
 		wantFailure(t, tw.only(), tlsrpt.PolicyTypeNoPolicyFound, tlsrpt.ResultCertificateHostMismatch)
 	})
+	// The domain's own word, in any mode, takes precedence over the
+	// operator's: the preloaded policy is for a domain that publishes none.
+	for _, tc := range []struct {
+		mode  string
+		basis Basis
+	}{
+		{"testing", BasisMTASTS},
+		{"none", NoPolicy},
+	} {
+		t.Run("published policy in mode "+tc.mode+" takes precedence", func(t *testing.T) {
+			tw, c := setup(t, "mx.pre.example", &tlsCertOpt{name: "other.example"})
+			published := "version: STSv1\nmode: " + tc.mode + "\nmx: mx.pre.example\nmax_age: 86400\n"
+			if err := tw.w.PublishSTS("pre.example", "1", published); err != nil {
+				t.Fatal(err)
+			}
+			res := deliver(t, c, msg("bob@pre.example"))
+			want(t, res[0], Delivered, "")
+			if s := res[0].Session; s.Auth != UnauthenticatedTLS || s.Requirement.Basis != tc.basis || s.Requirement.Level != Opportunistic {
+				t.Errorf("session = %+v", s)
+			}
+			ex, err := c.Explain(t.Context(), "pre.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text := ex.String(); strings.Contains(text, "preloaded") {
+				t.Errorf("explanation names the preloaded policy:\n%s", text)
+			}
+		})
+	}
 }
 
 type tlsCertOpt struct{ name string }

@@ -10,15 +10,22 @@ import (
 )
 
 // lookupSTS finds the MTA-STS policy that applies to domain for this
-// attempt: the domain's own in enforce or testing mode; else the
-// operator's preloaded policy; else none. A failed look-up that leaves no
-// policy is kept, to be reported with the sessions that go ahead without
-// one (RFC 8461 §5: without a valid policy, deliver as without MTA-STS).
+// attempt: the domain's own, whatever its mode; else the operator's
+// preloaded policy; else none. A policy the domain publishes (or that is
+// cached) in mode none is its word that no policy applies (RFC 8461 §5),
+// and the preloaded policy gives way to it as it does to enforce and
+// testing: the preloaded policy is for a domain that publishes nothing, or
+// whose policy cannot be had. A failed look-up that leaves no policy is
+// kept, to be reported with the sessions that go ahead without one (RFC
+// 8461 §5: without a valid policy, deliver as without MTA-STS).
 func (c *Client) lookupSTS(ctx context.Context, domain string, local DomainPolicy) *stsState {
 	st := &stsState{}
 	p, source, err := c.stsLookup(ctx, domain)
 	switch {
-	case err == nil && p != nil && p.Mode != sts.ModeNone:
+	case err == nil && p != nil && p.Mode == sts.ModeNone:
+		st.source = "mode none, from " + source
+		return st
+	case err == nil && p != nil:
 		st.policy, st.source = p, source
 		st.report = c.reports.sts(domain, p)
 		return st

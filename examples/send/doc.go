@@ -71,8 +71,10 @@
 // # Policy file
 //
 // -policy names a JSON file of the operator's own rules
-// (delivery.LocalPolicy). Rules only ever tighten what a domain publishes;
-// the one way to loosen it is an override, which must give a reason:
+// (delivery.LocalPolicy), in the format examples/relay reads too; "go doc
+// ./internal/policyfile" documents every field. Rules only ever tighten
+// what a domain publishes; the one way to loosen it is an override, which
+// must give a reason:
 //
 //	{
 //	  "default": {"require_tls": true},
@@ -89,27 +91,12 @@
 //	  }
 //	}
 //
-// A domain key applies to that domain; a key starting with a dot applies to
-// every subdomain (the longest key wins); "default" applies to every domain
-// no key names. The fields of a domain's rules, all optional:
-//
-//	require_tls            TLS is mandatory for every host of the domain
-//	require_authenticated  TLS with a server authenticated by DANE, or else
-//	                       by the WebPKI as MTA-STS checks it (RFC 8461 §4.2)
-//	dane_only              use only hosts with usable DNSSEC-secure TLSA records
-//	mta_sts                a preloaded MTA-STS-style policy, "mode" (enforce
-//	                       or testing) and "mx" patterns (RFC 8461 §4.1),
-//	                       applied while the domain's own policy is unknown
-//	next_hop               send the domain's mail through a smart host:
-//	                       "relay.example" (its MX records) or "[host]:port"
-//	source_ipv4, source_ipv6  local address to send from
-//	override               "ignore_dane", "ignore_mta_sts", "reason"
-//	                       (required) and "until" (RFC 3339; optional)
-//
-// The file is read strictly: an unknown field, a domain that is not an
-// A-label name, an invalid mx pattern or an override without a reason is
-// an error, because a misspelt rule that is silently dropped is a rule
-// that does not protect.
+// The file is read strictly — an unknown field, a key given twice, a
+// domain that is not an A-label name, an invalid mx pattern or an override
+// without a reason is an error, because a misspelt rule that is silently
+// dropped is a rule that does not protect — and an error names the line,
+// the column and the setting: "policy.json:3:21: domains["example.com"]:
+// unknown field "requre_tls" ...".
 //
 // # Testing
 //

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/policyfile"
 )
 
 // Exit statuses (sysexits.h where one fits).
@@ -118,8 +119,8 @@ func run(ctx context.Context, args []string, env *Env) int {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if o.policy != "" {
-		if cfg.Policy, err = readPolicyFile(o.policy); err != nil {
-			fmt.Fprintf(stderr, "send: -policy %s: %v\n", o.policy, err)
+		if cfg.Policy, err = policyfile.Read(o.policy); err != nil {
+			fmt.Fprintf(stderr, "send: -policy: %v\n", err)
 			return exitConfig
 		}
 	}
@@ -299,4 +300,33 @@ func tracer(w io.Writer) func(delivery.TraceLine) {
 		defer mu.Unlock()
 		fmt.Fprintf(w, "%s[%s] %s %s\n", t.Host, t.IP, dir, clean(t.Line, 1000))
 	}
+}
+
+// checkDomain accepts a domain name of ASCII letter-digit-hyphen labels
+// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows).
+func checkDomain(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty domain name")
+	case len(name) > 253:
+		return fmt.Errorf("domain name of %d bytes: at most 253", len(name))
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q: labels must be 1 to 63 characters", name)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: a label may not start or end with a hyphen", name)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				if c >= 0x80 {
+					return fmt.Errorf("%q: internationalised names must be written as A-labels (xn--...)", name)
+				}
+				return fmt.Errorf("%q: character %q is not allowed in a host name", name, c)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,302 @@
+package policyfile
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/sts"
+)
+
+// MaxSize bounds a policy file: a list of rules, not a database.
+const MaxSize = 1 << 20
+
+// file is the JSON form of a delivery.LocalPolicy. The scanner derives the
+// format's shape from these structs and their json tags.
+type file struct {
+	Default *rules           `json:"default"`
+	Domains map[string]rules `json:"domains"`
+}
+
+// rules is the JSON form of a delivery.DomainPolicy.
+type rules struct {
+	RequireTLS           bool       `json:"require_tls"`
+	RequireAuthenticated bool       `json:"require_authenticated"`
+	DANEOnly             bool       `json:"dane_only"`
+	MTASTS               *preloaded `json:"mta_sts"`
+	NextHop              string     `json:"next_hop"`
+	SourceIPv4           string     `json:"source_ipv4"`
+	SourceIPv6           string     `json:"source_ipv6"`
+	Override             *override  `json:"override"`
+}
+
+// preloaded is an MTA-STS-style policy the operator preloads for a domain.
+type preloaded struct {
+	Mode string   `json:"mode"`
+	MX   []string `json:"mx"`
+}
+
+// override is the JSON form of a delivery.Override.
+type override struct {
+	IgnoreDANE   bool   `json:"ignore_dane"`
+	IgnoreMTASTS bool   `json:"ignore_mta_sts"`
+	Reason       string `json:"reason"`
+	Until        string `json:"until"`
+}
+
+// Read reads and parses the policy file at path. A file that cannot be
+// read gives the *os.PathError; one that is invalid or over MaxSize an
+// *Error naming path.
+func Read(path string) (delivery.LocalPolicy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return delivery.LocalPolicy{}, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return delivery.LocalPolicy{}, err
+	}
+	if len(data) > MaxSize {
+		return delivery.LocalPolicy{}, &Error{File: path, Reason: fmt.Sprintf("larger than %d bytes", MaxSize)}
+	}
+	lp, err := Parse(data)
+	var e *Error
+	if errors.As(err, &e) {
+		e.File = path
+	}
+	return lp, err
+}
+
+// Parse parses a policy file (see the package documentation for the
+// format). Every error is an *Error; the policy is the zero LocalPolicy
+// then.
+func Parse(data []byte) (delivery.LocalPolicy, error) {
+	pos, err := scan(data)
+	if err != nil {
+		return delivery.LocalPolicy{}, err
+	}
+	var f file
+	if err := json.Unmarshal(data, &f); err != nil {
+		// The scan accepted the file, so encoding/json should too.
+		return delivery.LocalPolicy{}, at(data, pos, "", "not valid JSON: "+err.Error())
+	}
+	c := converter{data: data, pos: pos}
+	lp, err := c.localPolicy(&f)
+	if err != nil {
+		return delivery.LocalPolicy{}, err
+	}
+	return lp, nil
+}
+
+// converter turns the decoded file into a delivery.LocalPolicy, locating
+// each error with the scanner's positions.
+type converter struct {
+	data []byte
+	pos  map[string]int64
+}
+
+func (c converter) errorf(path, format string, args ...any) *Error {
+	return at(c.data, c.pos, path, fmt.Sprintf(format, args...))
+}
+
+func (c converter) localPolicy(f *file) (delivery.LocalPolicy, error) {
+	var lp delivery.LocalPolicy
+	if f.Default != nil {
+		dp, err := c.domainPolicy("default", f.Default)
+		if err != nil {
+			return lp, err
+		}
+		lp.Default = dp
+	}
+	if len(f.Domains) > 0 {
+		lp.Domains = make(map[string]delivery.DomainPolicy, len(f.Domains))
+	}
+	// In the file's order, so that of two faults the first is reported,
+	// whatever order the map gives.
+	keys := slices.SortedFunc(maps.Keys(f.Domains), func(a, b string) int {
+		return cmp.Compare(c.pos[domainPath(a)], c.pos[domainPath(b)])
+	})
+	written := make(map[string]string, len(keys)) // normalised → as written
+	for _, key := range keys {
+		r := f.Domains[key]
+		path := domainPath(key)
+		name, err := domainKey(key)
+		if err != nil {
+			return lp, c.errorf(path, "%v", err)
+		}
+		if other, dup := written[name]; dup {
+			return lp, c.errorf(path, "the same domain as %q: give each domain one key", other)
+		}
+		written[name] = key
+		dp, err := c.domainPolicy(path, &r)
+		if err != nil {
+			return lp, err
+		}
+		lp.Domains[name] = dp
+	}
+	return lp, nil
+}
+
+func domainPath(key string) string { return fmt.Sprintf("domains[%q]", key) }
+
+// domainPolicy converts the rules at path.
+func (c converter) domainPolicy(path string, r *rules) (delivery.DomainPolicy, error) {
+	dp := delivery.DomainPolicy{
+		RequireTLS:           r.RequireTLS,
+		RequireAuthenticated: r.RequireAuthenticated,
+		DANEOnly:             r.DANEOnly,
+		NextHop:              strings.TrimSpace(r.NextHop),
+	}
+	if r.MTASTS != nil {
+		p, err := c.preloaded(path+".mta_sts", r.MTASTS)
+		if err != nil {
+			return dp, err
+		}
+		dp.Preloaded = p
+	}
+	var err error
+	if dp.SourceIPv4, err = sourceAddr(r.SourceIPv4, true); err != nil {
+		return dp, c.errorf(path+".source_ipv4", "%v", err)
+	}
+	if dp.SourceIPv6, err = sourceAddr(r.SourceIPv6, false); err != nil {
+		return dp, c.errorf(path+".source_ipv6", "%v", err)
+	}
+	if r.Override != nil {
+		if dp.Override, err = c.override(path+".override", r.Override); err != nil {
+			return dp, err
+		}
+	}
+	return dp, nil
+}
+
+// preloaded builds the preloaded policy through sts.ParsePolicy, so that
+// the mx patterns are checked by the same rules (RFC 8461 §4.1) as a
+// policy a domain publishes. max_age is ignored for preloaded policies.
+func (c converter) preloaded(path string, p *preloaded) (*sts.Policy, error) {
+	mode := sts.Mode(p.Mode)
+	if mode != sts.ModeEnforce && mode != sts.ModeTesting {
+		return nil, c.errorf(path+".mode", `%q: want "enforce" or "testing"`, p.Mode)
+	}
+	if len(p.MX) == 0 {
+		return nil, c.errorf(path+".mx", "no mx patterns: a policy without them allows no host")
+	}
+	// Each pattern is checked on its own, so that the error names it:
+	// ParsePolicy drops an invalid pattern (a published policy must not
+	// fail for one typo), and an operator's own file is better told.
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: STSv1\nmode: %s\nmax_age: %d\n", mode, int64(sts.MaxMaxAge/time.Second))
+	for i, mx := range p.MX {
+		if err := checkPattern(mx); err != nil {
+			return nil, c.errorf(fmt.Sprintf("%s.mx[%d]", path, i), "%v", err)
+		}
+		fmt.Fprintf(&b, "mx: %s\n", mx)
+	}
+	pol, err := sts.ParsePolicy(b.String())
+	if err != nil {
+		return nil, c.errorf(path, "%v", err)
+	}
+	return pol, nil
+}
+
+// checkPattern checks one mx pattern by the rules of RFC 8461 §4.1, as
+// sts.ParsePolicy applies them.
+func checkPattern(mx string) error {
+	if strings.ContainsAny(mx, "\r\n") {
+		return fmt.Errorf("%q contains a line break", mx)
+	}
+	p, err := sts.ParsePolicy("version: STSv1\nmode: none\nmax_age: 0\nmx: " + mx + "\n")
+	if err != nil || len(p.MX) != 1 {
+		return fmt.Errorf(`%q is not a host name or "*." followed by a domain (RFC 8461 §4.1)`, mx)
+	}
+	return nil
+}
+
+// override converts the override at path.
+func (c converter) override(path string, o *override) (delivery.Override, error) {
+	out := delivery.Override{IgnoreDANE: o.IgnoreDANE, IgnoreMTASTS: o.IgnoreMTASTS, Reason: strings.TrimSpace(o.Reason)}
+	if !o.IgnoreDANE && !o.IgnoreMTASTS {
+		return out, c.errorf(path, "neither ignore_dane nor ignore_mta_sts is set: the override would do nothing")
+	}
+	// delivery ignores an override without a reason; a file that has one
+	// is a mistake worth stopping for.
+	if out.Reason == "" {
+		return out, c.errorf(path+".reason", "required: say why the domain's policy is loosened")
+	}
+	if o.Until != "" {
+		t, err := time.Parse(time.RFC3339, o.Until)
+		if err != nil {
+			return out, c.errorf(path+".until", "%q: want an RFC 3339 time such as 2025-07-01T00:00:00Z", o.Until)
+		}
+		out.Until = t
+	}
+	return out, nil
+}
+
+// sourceAddr parses a source address of the given family; "" is none.
+func sourceAddr(s string, v4 bool) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	if a.Unmap().Is4() != v4 {
+		want := "IPv6"
+		if v4 {
+			want = "IPv4"
+		}
+		return netip.Addr{}, fmt.Errorf("%s is not an %s address", a, want)
+	}
+	return a.Unmap(), nil
+}
+
+// domainKey normalises a key of "domains": lower case, no trailing dot,
+// an optional leading dot for subdomains, ASCII labels (A-labels for
+// internationalised names, which delivery compares against).
+func domainKey(key string) (string, error) {
+	name := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(key)), ".")
+	if err := checkDomain(strings.TrimPrefix(name, ".")); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// checkDomain accepts a domain name of ASCII letter-digit-hyphen labels
+// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows).
+func checkDomain(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty domain name")
+	case len(name) > 253:
+		return fmt.Errorf("domain name of %d bytes: at most 253", len(name))
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q: labels must be 1 to 63 characters", name)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: a label may not start or end with a hyphen", name)
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-') {
+				if ch >= 0x80 {
+					return fmt.Errorf("%q: internationalised names must be written as A-labels (xn--...)", name)
+				}
+				return fmt.Errorf("%q: character %q is not allowed in a host name", name, ch)
+			}
+		}
+	}
+	return nil
+}

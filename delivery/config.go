@@ -23,8 +23,9 @@ type Config struct {
 	// fails.
 	Hostname string
 
-	// Resolver makes every DNS look-up (MX, addresses, TLSA, MTA-STS TXT
-	// when MTASTS is nil). Nil means a dane.Resolver reading
+	// Resolver makes every DNS look-up (MX, addresses, TLSA; when MTASTS
+	// is nil, the MTA-STS TXT record and, when Dial is nil too, the policy
+	// host's addresses). Nil means a dane.Resolver reading
 	// /etc/resolv.conf. DANE works only with a resolver that validates
 	// DNSSEC (see dane.Resolver.CheckHealth).
 	Resolver *dane.Resolver
@@ -35,8 +36,9 @@ type Config struct {
 	// checks WebPKI certificates (RFC 8461 §4.2) for the local rule
 	// RequireAuthenticated and REQUIRETLS too. Nil means an sts.Client of
 	// the Client's own, on Resolver, Dial, RootCAs, Now and Logger, with an
-	// in-memory cache; an application should share one with a persistent
-	// cache and its refresher instead.
+	// in-memory cache: without Dial, it looks the policy host up through
+	// Resolver and connects from SourceIPv4 or SourceIPv6. An application
+	// should share one with a persistent cache and its refresher instead.
 	MTASTS *sts.Client
 	// RootCAs are the roots WebPKI certificates must chain to, for the
 	// default MTASTS client (one given in MTASTS has its own). Nil means

@@ -145,10 +145,8 @@ func (c *Client) target(ctx context.Context, domain, hop string) (*target, error
 	return &target{domain: route.Domain, route: route, port: nh.port, mxSecure: route.Secure}, nil
 }
 
-// addresses returns the addresses of host in the order to try them:
-// IPv6 and IPv4 interleaved, IPv6 first (the order of RFC 8305 §4, tried
-// one after the other), each family in the order DNS gave. Addresses no
-// packet should go to (unspecified, multicast) are dropped.
+// addresses returns the addresses of host in the order to try them (see
+// dialOrder).
 func (c *Client) addresses(ctx context.Context, t *target, host MXHost) ([]netip.Addr, error) {
 	if t.literal {
 		return []netip.Addr{t.route.Literal}, nil
@@ -160,8 +158,20 @@ func (c *Client) addresses(ctx context.Context, t *target, host MXHost) ([]netip
 		}
 		return nil, dnsFailure(host.Name, err)
 	}
+	out := c.dialOrder(ans.Addrs())
+	if len(out) == 0 {
+		return nil, failure(451, codeNoAddress, nil, "MX host %s has no usable address", host.Name)
+	}
+	return out, nil
+}
+
+// dialOrder returns addrs in the order to try them: IPv6 and IPv4
+// interleaved, IPv6 first (RFC 8305 §4, tried one after the other), each
+// family in the order given, without the addresses no packet should go to
+// (unspecified, multicast) and without IPv6 when Config.DisableIPv6 says so.
+func (c *Client) dialOrder(addrs []netip.Addr) []netip.Addr {
 	var v4, v6 []netip.Addr
-	for _, a := range ans.Addrs() {
+	for _, a := range addrs {
 		a = a.Unmap()
 		switch {
 		case !a.IsValid() || a.IsUnspecified() || a.IsMulticast():
@@ -180,10 +190,7 @@ func (c *Client) addresses(ctx context.Context, t *target, host MXHost) ([]netip
 			out = append(out, v4[i])
 		}
 	}
-	if len(out) == 0 {
-		return nil, failure(451, codeNoAddress, nil, "MX host %s has no usable address", host.Name)
-	}
-	return out, nil
+	return out
 }
 
 var codeNoAddress = smtp.EnhancedCode{4, 4, 4} // unable to route

@@ -186,31 +186,41 @@ func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) e
 // dialAddr connects to ip:port within the connect timeout, from the source
 // address the domain's rules or the Config choose.
 func (c *Client) dialAddr(ctx context.Context, a *attempt, ip netip.Addr, port uint16) (net.Conn, error) {
-	timeout := c.cfg.Timeouts.Connect
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	addr := net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))
 	if c.dial != nil {
-		return c.dial(ctx, "tcp", addr)
+		ctx, cancel := context.WithTimeout(ctx, c.connectTimeout())
+		defer cancel()
+		return c.dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
 	}
+	return c.dialFrom(ctx, ip, port, a.src)
+}
+
+// dialFrom connects to ip:port with a net.Dialer within the connect
+// timeout, from the source address local's rules or the Config choose.
+func (c *Client) dialFrom(ctx context.Context, ip netip.Addr, port uint16, local DomainPolicy) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.connectTimeout())
+	defer cancel()
 	var d net.Dialer
 	src := c.cfg.SourceIPv4
-	if a.src.SourceIPv4.IsValid() {
-		src = a.src.SourceIPv4
+	if local.SourceIPv4.IsValid() {
+		src = local.SourceIPv4
 	}
 	if ip.Is6() {
 		src = c.cfg.SourceIPv6
-		if a.src.SourceIPv6.IsValid() {
-			src = a.src.SourceIPv6
+		if local.SourceIPv6.IsValid() {
+			src = local.SourceIPv6
 		}
 	}
 	if src.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 	}
-	return d.DialContext(ctx, "tcp", addr)
+	return d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
+}
+
+func (c *Client) connectTimeout() time.Duration {
+	if c.cfg.Timeouts.Connect > 0 {
+		return c.cfg.Timeouts.Connect
+	}
+	return 30 * time.Second
 }
 
 func (c *Client) smtpTimeouts() smtpclient.Timeouts {

@@ -3,8 +3,12 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/sealpost/sealpost/sts"
 )
@@ -47,7 +51,58 @@ func (c *Client) lookupSTS(ctx context.Context, domain string, local DomainPolic
 func (c *Client) defaultSTS() *sts.Client {
 	// The policy host is found and fetched the way MX hosts are: through
 	// the same resolver (DNSSEC-aware, cached) and dialer.
-	return &sts.Client{Resolver: c.resolver, DialContext: c.dial, RootCAs: c.cfg.RootCAs, Now: c.cfg.Now, Logger: c.log}
+	dial := c.dial
+	if dial == nil {
+		dial = c.dialPolicyHost
+	}
+	return &sts.Client{Resolver: c.resolver, DialContext: dial, RootCAs: c.cfg.RootCAs, Now: c.cfg.Now, Logger: c.log}
+}
+
+// dialPolicyHost connects the default MTA-STS client to a policy host
+// ("mta-sts.<domain>:443") when Config.Dial is nil. A net.Dialer would ask
+// the system's resolver; the host is looked up through the Client's
+// resolver instead, the one every other look-up uses, and its addresses
+// are tried in the order MX hosts' are, each within the connect timeout,
+// from the source address the policy domain's rules or the Config choose.
+func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := parsePort(p)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: dialing %s: bad port: %w", addr, err)
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	local := c.cfg.Policy.lookup(strings.TrimPrefix(host, "mta-sts."))
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{ip}
+	} else {
+		ans, err := c.resolver.LookupHost(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		addrs = ans.Addrs()
+	}
+	var errs []error
+	for _, ip := range c.dialOrder(addrs) {
+		if (network == "tcp4" && !ip.Is4()) || (network == "tcp6" && !ip.Is6()) {
+			continue
+		}
+		conn, err := c.dialFrom(ctx, ip, port, local)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("delivery: dialing %s: no usable %s address", addr, network)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // stsLookup asks the MTA-STS client for domain's policy: cached, fetched,

@@ -2,10 +2,15 @@ package delivery
 
 import (
 	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
@@ -211,4 +216,54 @@ func stsWorldWithCA(t *testing.T, tw *testWorld, policy string, opts testenv.SMT
 		t.Fatal(err)
 	}
 	return tw, sink, ip
+}
+
+// The default MTA-STS client finds the policy host through Config.Resolver,
+// as every other look-up is made, not through the system's resolver, and
+// connects from the configured source address. The policy host's name
+// exists only in the test world's DNS.
+func TestDefaultMTASTSClientUsesTheResolver(t *testing.T) {
+	tw := newTestWorld(t, "insecure:sts.example.")
+	if err := tw.w.DNS.Add("mta-sts.sts.example. 300 IN A 127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if conn, err := ln.Accept(); err == nil {
+			accepted <- conn
+		}
+		close(accepted)
+	}()
+	c := tw.client(func(cfg *Config) {
+		cfg.Dial = nil // the default dialer; this test dials loopback only
+		cfg.SourceIPv4 = netip.MustParseAddr("127.0.0.1")
+	})
+	if c.sts.DialContext == nil {
+		t.Fatal("the default MTA-STS client has no dialer of its own: the system's resolver finds policy hosts")
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	conn, err := c.sts.DialContext(t.Context(), "tcp", "mta-sts.sts.example:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if peer := <-accepted; peer == nil {
+		t.Fatal("nothing accepted")
+	} else {
+		peer.Close()
+	}
+	if la := conn.LocalAddr().(*net.TCPAddr); !la.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("connection left from %v, want 127.0.0.1", la)
+	}
+	if tw.w.DNS.Queries("mta-sts.sts.example.", dns.TypeA) == 0 {
+		t.Error("the policy host was not looked up through the configured resolver")
+	}
+	if _, err := c.sts.DialContext(t.Context(), "tcp", "mta-sts.nowhere.sts.example:"+port); !errors.Is(err, dane.ErrNXDomain) {
+		t.Errorf("dialing a policy host the resolver does not know: %v, want NXDOMAIN", err)
+	}
 }

@@ -209,6 +209,10 @@ func (a *attempt) summary() *Error {
 	if len(a.failures) == 0 {
 		return failure(451, smtp.EnhancedCode{4, 4, 4}, nil, "no MX host to try for %s", a.domain)
 	}
+	if len(a.failures) == 1 {
+		// Wrapping the one failure would say it twice: "X: X".
+		return a.failures[0].err
+	}
 	var best *Error
 	bestRank, permanent := -1, true
 	errs := make([]error, 0, len(a.failures))

@@ -130,6 +130,24 @@ func TestAllHostsDownIsTemporary(t *testing.T) {
 	}
 }
 
+// When a single host failed, the recipient's error is that host's failure,
+// said once: not wrapped in a summary that repeats it.
+func TestOneHostFailedSaysItOnce(t *testing.T) {
+	tw := newTestWorld(t, "insecure:local.example.")
+	tw.mx("local.example", 10, "mx.local.example", testenv.SMTPOptions{})
+	c := tw.client(func(cfg *Config) { cfg.Policy.Default.RequireTLS = true })
+	res := deliver(t, c, msg("bob@local.example"))
+	want(t, res[0], TemporaryFailure, "4.7.10")
+	text := res[0].Err.Error()
+	if n := strings.Count(text, "did not offer STARTTLS"); n != 1 {
+		t.Errorf("error says it %d times: %q", n, text)
+	}
+	var de *Error
+	if !errors.As(res[0].Err, &de) || de.Message != res[0].Text || !de.Temporary {
+		t.Errorf("error %#v, text %q", res[0].Err, res[0].Text)
+	}
+}
+
 func TestPerRecipientReplies(t *testing.T) {
 	tw := newTestWorld(t, "insecure:rcpt.example.")
 	sink, _ := tw.mx("rcpt.example", 10, "mx.rcpt.example", testenv.SMTPOptions{

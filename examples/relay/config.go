@@ -48,6 +48,13 @@ type Config struct {
 	// Empty means /etc/resolv.conf. DANE needs one that validates DNSSEC,
 	// on loopback (or marked "options trust-ad" in the file).
 	Resolver string `json:"resolver"`
+	// PolicyFile is a JSON file of the operator's own rules per recipient
+	// domain (delivery.LocalPolicy), in the format examples/send's -policy
+	// reads ("go doc ./internal/policyfile"): TLS or authentication
+	// required, DANE only, preloaded MTA-STS policies, next hops, source
+	// addresses, overrides. It is read at start. Empty means no rules:
+	// each domain gets what its DANE and MTA-STS records ask.
+	PolicyFile string `json:"policy_file"`
 	// DKIM lists the signing keys. A message is signed by the keys of
 	// the domain of its From header field; TLS-RPT report mail by those of
 	// the TLS-RPT contact's domain. Empty signs nothing and sends TLS-RPT

@@ -102,13 +102,17 @@ func TestLoadConfig(t *testing.T) {
 
 func TestParseArgsFlagsOverrideFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "relay.json")
-	must(t, os.WriteFile(p, []byte(`{"listen": "127.0.0.1:2587", "hostname": "file.example", "store": "file.db"}`), 0o600))
+	must(t, os.WriteFile(p, []byte(`{"listen": "127.0.0.1:2587", "hostname": "file.example", "store": "file.db", "policy_file": "file-policy.json"}`), 0o600))
 	cfg, _, err := parseArgs([]string{"-config", p, "-hostname", "flag.example"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Hostname != "flag.example" || cfg.Listen != "127.0.0.1:2587" || cfg.Store != "file.db" {
-		t.Errorf("got %+v: want the flag's hostname and the file's listen and store", cfg)
+	if cfg.Hostname != "flag.example" || cfg.Listen != "127.0.0.1:2587" || cfg.Store != "file.db" || cfg.PolicyFile != "file-policy.json" {
+		t.Errorf("got %+v: want the flag's hostname and the file's listen, store and policy file", cfg)
+	}
+	cfg, _, err = parseArgs([]string{"-config", p, "-policy-file", "flag-policy.json"}, &bytes.Buffer{})
+	if err != nil || cfg.PolicyFile != "flag-policy.json" {
+		t.Errorf("policy file %q (%v), want -policy-file's", cfg.PolicyFile, err)
 	}
 }
 

@@ -9,7 +9,8 @@
 //
 //	relay [-config relay.json] [-listen 127.0.0.1:587] [-hostname mail.example.org]
 //	      [-store relay.db] [-tls-cert cert.pem -tls-key key.pem]
-//	      [-resolver ip[:port]|resolv.conf] [-log-level info]
+//	      [-resolver ip[:port]|resolv.conf] [-policy-file policy.json]
+//	      [-log-level info]
 //	relay -hash-password < password.txt
 //
 // Flags override the fields of the -config file. A configuration with
@@ -22,6 +23,7 @@
 //	  "tls_cert": "/etc/relay/cert.pem", "tls_key": "/etc/relay/key.pem",
 //	  "users": {"alice": "$2a$10$..."},
 //	  "resolver": "127.0.0.1:53",
+//	  "policy_file": "/etc/relay/policy.json",
 //	  "dkim": [{"domain": "example.org", "selector": "s2025", "key_file": "/etc/relay/dkim.pem"}],
 //	  "tlsrpt": {"organization": "Example Org", "submitter": "example.org",
 //	             "contact": "tlsrpt@example.org"},
@@ -56,7 +58,14 @@
 // The queue (package queue, on queue/boltstore: one bbolt file) retries
 // temporary failures with back-off for five days and bounces permanent
 // failures to the envelope sender. Deliveries (package delivery) apply
-// DANE, MTA-STS and REQUIRETLS. The MTA-STS policy cache is kept in the
+// DANE, MTA-STS and REQUIRETLS, and the operator's own rules from
+// policy_file: a JSON file (the format examples/send's -policy reads,
+// documented in internal/policyfile) that can require TLS or an
+// authenticated server for a domain, use only its DANE hosts, preload an
+// MTA-STS policy, route it through a next hop, or loosen a broken policy
+// with an override that gives a reason. The file is read strictly at
+// start: an unknown field or a bad value stops the relay with the line,
+// column and setting at fault. The MTA-STS policy cache is kept in the
 // same file, so that a restart does not forget a domain's policy and let
 // an attacker who blocks the policy fetch downgrade the domain's mail
 // (RFC 8461 §10.2); every TLS session is counted for TLS-RPT there too. Once a day, early in the UTC day, the previous day's
@@ -79,8 +88,7 @@
 //
 // It does not restrict which envelope sender a user may use, add a
 // missing Date or Message-ID (RFC 6409 §8), reload its configuration or
-// certificate while running, or apply a local policy file (see examples/send
-// for the format delivery.LocalPolicy takes).
+// certificate or policy file while running.
 //
 // # Testing
 //

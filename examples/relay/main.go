@@ -71,6 +71,7 @@ func parseArgs(args []string, stderr io.Writer) (Config, int, error) {
 	fs.StringVar(&flagCfg.Store, "store", "", "queue, MTA-STS cache and TLS-RPT store `file` (default "+defaultStore+")")
 	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "STARTTLS certificate chain PEM `file`")
 	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "STARTTLS private key PEM `file`")
+	fs.StringVar(&flagCfg.PolicyFile, "policy-file", "", "local policy `file` (JSON; see the package documentation)")
 	fs.StringVar(&flagCfg.Resolver, "resolver", "", "DNS resolver: `ip[:port]` or a resolv.conf file (default /etc/resolv.conf)")
 	fs.StringVar(&flagCfg.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.Usage = func() {
@@ -110,6 +111,7 @@ func parseArgs(args []string, stderr io.Writer) (Config, int, error) {
 	set(&cfg.TLSCert, flagCfg.TLSCert)
 	set(&cfg.TLSKey, flagCfg.TLSKey)
 	set(&cfg.Resolver, flagCfg.Resolver)
+	set(&cfg.PolicyFile, flagCfg.PolicyFile)
 	set(&cfg.LogLevel, flagCfg.LogLevel)
 	return cfg, 0, nil
 }

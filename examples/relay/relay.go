@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/policyfile"
 	"github.com/sealpost/sealpost/queue"
 	"github.com/sealpost/sealpost/queue/boltstore"
 	"github.com/sealpost/sealpost/sts"
@@ -24,8 +25,9 @@ import (
 // mail from its users, stores it in one bbolt file, delivers it to the
 // recipients' MX hosts and sends TLS-RPT reports about those deliveries.
 type Relay struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	policy delivery.LocalPolicy // from cfg.PolicyFile
 
 	store    *boltstore.Store
 	resolver *dane.Resolver
@@ -60,6 +62,12 @@ func New(ctx context.Context, cfg Config, env *Env) (*Relay, error) {
 	var err error
 	if r.log, err = env.logger(cfg.LogLevel); err != nil {
 		return nil, err
+	}
+	if cfg.PolicyFile != "" {
+		if r.policy, err = policyfile.Read(cfg.PolicyFile); err != nil {
+			return nil, fmt.Errorf("policy_file: %w", err)
+		}
+		r.log.Info("relay: local policy read", "file", cfg.PolicyFile, "domains", len(r.policy.Domains))
 	}
 	if r.resolver, err = env.resolver(cfg.Resolver); err != nil {
 		return nil, err
@@ -121,6 +129,7 @@ func (r *Relay) wire(env *Env) error {
 		RootCAs:  env.RootCAs,
 		Dial:     env.Dial,
 		TLSRPT:   r.recorder,
+		Policy:   r.policy,
 		Logger:   r.log,
 		Now:      env.Now,
 	})

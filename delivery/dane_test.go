@@ -2,10 +2,12 @@ package delivery
 
 import (
 	"crypto/tls"
+	"errors"
 	"slices"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
@@ -188,6 +190,10 @@ func TestDANE(t *testing.T) {
 			t.Errorf("session = %+v", res[0].Session)
 		}
 		wantFailure(t, dw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+		var ve *dane.VerifyError
+		if !errors.As(res[0].Session.CheckErr, &ve) || ve.ResultType() != string(tlsrpt.ResultValidationFailure) {
+			t.Errorf("CheckErr = %v, want a *dane.VerifyError", res[0].Session.CheckErr)
+		}
 	})
 	t.Run("TLS-RPT report mail is delivered despite a mismatch and not recorded", func(t *testing.T) {
 		other := tlsLeaf(t)

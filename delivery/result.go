@@ -88,6 +88,16 @@ type Session struct {
 	CipherSuite uint16
 	// Auth says how the server was authenticated.
 	Auth Authentication
+	// CheckErr is why the certificate check of Requirement.Check failed:
+	// a *dane.VerifyError or an *sts.Error, whose ResultType method gives
+	// the RFC 8460 result type. Over a session whose requirement did not
+	// enforce the check (an MTA-STS policy in testing mode, a message with
+	// "TLS-Required: No", an Override) the message went anyway, with Auth
+	// UnauthenticatedTLS; where it was enforced the session was not used
+	// and the Result's Err carries the failure too. Nil when the check
+	// passed or none was made. A host outside a policy's mx patterns is not
+	// a check failure: Requirement.STSMatch says so.
+	CheckErr error
 	// Requirement is the security requirement the session was held to.
 	Requirement Requirement
 	// Reused says the session carried an earlier message too (connection

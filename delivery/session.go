@@ -120,7 +120,7 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 	}
 	st, _ := sc.TLSState()
 	s.info.TLSVersion, s.info.CipherSuite = st.Version, st.CipherSuite
-	s.info.Auth = v.auth()
+	s.info.Auth, s.info.CheckErr = v.auth(), v.err
 	a.last = s.info
 	if req.record {
 		// The TLS session is what RFC 8460 counts, whatever follows it.
@@ -165,6 +165,8 @@ func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) e
 		// canceled context): a connection failure, not a TLS one.
 		return &connectError{err: sessionFailure(info.MXHost, "STARTTLS", err)}
 	}
+	info.CheckErr = v.err
+	a.last = *info
 	req := &info.Requirement
 	if req.record {
 		f := v.reportFailure()

@@ -39,7 +39,7 @@ func TestMTASTS(t *testing.T) {
 		res := deliver(t, c, msg("bob@sts.example"))
 		want(t, res[0], Delivered, "")
 		s := res[0].Session
-		if s.Auth != WebPKI || s.Requirement.Basis != BasisMTASTS || s.Requirement.Level != Authenticated || s.TLSVersion < tls.VersionTLS12 {
+		if s.Auth != WebPKI || s.Requirement.Basis != BasisMTASTS || s.Requirement.Level != Authenticated || s.TLSVersion < tls.VersionTLS12 || s.CheckErr != nil {
 			t.Errorf("session = %+v", s)
 		}
 		if m := sink.Messages(); len(m) != 1 || m[0].TLS.ServerName != "mx.sts.example" {
@@ -85,11 +85,13 @@ func TestMTASTS(t *testing.T) {
 			cert := tw.w.CA.MustLeaf(tc.leaf, tc.host)
 			tw, sink, _ := stsWorldWithCA(t, tw, enforcePolicy, testenv.SMTPOptions{Certificate: &cert})
 			c := tw.client(nil)
-			want(t, deliver(t, c, msg("bob@sts.example"))[0], TemporaryFailure, "4.7.5")
+			res := deliver(t, c, msg("bob@sts.example"))
+			want(t, res[0], TemporaryFailure, "4.7.5")
 			if len(sink.Messages()) != 0 {
 				t.Error("delivered")
 			}
 			wantFailure(t, tw.only(), tlsrpt.PolicyTypeSTS, tc.rt)
+			wantCheckErr(t, res[0].Session, tc.rt)
 		})
 		t.Run("testing: "+tc.name+" is delivered and reported", func(t *testing.T) {
 			tw := newTestWorld(t)
@@ -102,6 +104,8 @@ func TestMTASTS(t *testing.T) {
 				t.Errorf("session = %+v", res[0].Session)
 			}
 			wantFailure(t, tw.only(), tlsrpt.PolicyTypeSTS, tc.rt)
+			// Why the message went unauthenticated, without a Recorder.
+			wantCheckErr(t, res[0].Session, tc.rt)
 		})
 	}
 	t.Run("enforce: STARTTLS stripped", func(t *testing.T) {
@@ -265,5 +269,15 @@ func TestDefaultMTASTSClientUsesTheResolver(t *testing.T) {
 	}
 	if _, err := c.sts.DialContext(t.Context(), "tcp", "mta-sts.nowhere.sts.example:"+port); !errors.Is(err, dane.ErrNXDomain) {
 		t.Errorf("dialing a policy host the resolver does not know: %v, want NXDOMAIN", err)
+	}
+}
+
+// wantCheckErr checks that a session carries the *sts.Error of its failed
+// certificate check, with the RFC 8460 result type rt.
+func wantCheckErr(t *testing.T, s Session, rt tlsrpt.ResultType) {
+	t.Helper()
+	var se *sts.Error
+	if !errors.As(s.CheckErr, &se) || se.ResultType() != string(rt) {
+		t.Errorf("CheckErr = %v, want an *sts.Error of type %s", s.CheckErr, rt)
 	}
 }

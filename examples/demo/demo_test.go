@@ -270,7 +270,8 @@ func TestTrackerWait(t *testing.T) {
 	tr := newTracker()
 	tr.expect("id1", env)
 	obs := tr.observer()
-	obs.Delivered("id1", &queue.Recipient{Addr: "A@x.example", State: queue.StateDelivered}, nil)
+	obs.Delivered("id1", &queue.Recipient{Addr: "A@x.example", State: queue.StateDelivered},
+		&delivery.Result{Recipient: "A@x.example", Session: delivery.Session{MXHost: "mx.x.example", Auth: delivery.DANEEE}})
 	obs.Bounced("id1", &queue.Recipient{Addr: "b@y.example", State: queue.StateBounced}, nil)
 	if got := tr.waiting(); !slices.Equal(got, []string{"the bounce to the sender"}) {
 		t.Errorf("waiting after a bounce without DSN = %v, want the bounce", got)
@@ -300,6 +301,9 @@ func TestTrackerWait(t *testing.T) {
 	}
 	if tr.dsn() == nil || tr.dsn().ID != "dsn1" || tr.last("a@X.example").State != queue.StateDelivered {
 		t.Errorf("dsn %+v, last(a) %+v", tr.dsn(), tr.last("a@x.example"))
+	}
+	if res := tr.result("a@x.example"); res.Session.Auth != delivery.DANEEE || res.Session.MXHost != "mx.x.example" {
+		t.Errorf("result(a) %+v, want the observer's result", res)
 	}
 }
 

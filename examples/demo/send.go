@@ -49,8 +49,9 @@ type recipientOutcome struct {
 	// Queue is the recipient as the queue last reported it: its state,
 	// the last reply, when it is tried next.
 	Queue queue.Recipient
-	// Result is the delivery client's result of the last attempt: the
-	// session, how TLS was authenticated, the requirement and its reason.
+	// Result is the delivery result of the last attempt, as the queue's
+	// observer got it: the session, how TLS was authenticated, the
+	// requirement and its reason.
 	Result delivery.Result
 	// Failures are the failed TLS sessions recorded for TLS-RPT under the
 	// domain's policy: how a check that was not enforced failed.
@@ -88,7 +89,6 @@ type node struct {
 	sessions *sessionLog
 	resolver *dane.Resolver
 	client   *delivery.Client
-	witness  *witness
 	tracker  *tracker
 	queue    *queue.Queue
 }
@@ -124,10 +124,9 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 		Timeouts: demoTimeouts(2 * time.Second),
 		Logger:   log,
 	})
-	n.witness = &witness{client: n.client, results: map[string]delivery.Result{}}
 	n.queue, err = queue.New(queue.Config{
 		Store:     store,
-		Deliverer: n.witness,
+		Deliverer: n.client,
 		Hostname:  "mta." + sender,
 		Logger:    log,
 		Observer:  n.tracker.observer(),
@@ -229,7 +228,7 @@ func (n *node) gather(w *world, scs []scenario) *outcome {
 	out := &outcome{}
 	for _, sc := range scs {
 		addr := recipient(sc)
-		ro := recipientOutcome{Scenario: sc, Queue: n.tracker.last(addr), Result: n.witness.result(addr),
+		ro := recipientOutcome{Scenario: sc, Queue: n.tracker.last(addr), Result: n.tracker.result(addr),
 			Failures: n.sessions.failures(sc.Domain)}
 		if s := w.sinks[sc.Domain]; s != nil {
 			ro.Received = len(s.Messages())
@@ -241,7 +240,7 @@ func (n *node) gather(w *world, scs []scenario) *outcome {
 	}
 	if dsn := n.tracker.dsn(); dsn != nil {
 		to := dsn.Recipients[0].Addr
-		out.Bounce = &bounceOutcome{Envelope: dsn, Queue: n.tracker.last(to), Result: n.witness.result(to),
+		out.Bounce = &bounceOutcome{Envelope: dsn, Queue: n.tracker.last(to), Result: n.tracker.result(to),
 			Status: dsnStatus(w.sinks[sender].Messages())}
 	}
 	return out

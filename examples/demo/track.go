@@ -21,15 +21,18 @@ type tracker struct {
 	id      queue.ID
 	want    map[string]bool // recipients of the message, lower-case
 	// seen holds the latest state of every recipient an event was about,
-	// by lower-case address (the demo's addresses, and the sender's for
-	// the bounce, are all distinct).
+	// and results the delivery result of its latest attempt, by
+	// lower-case address (the demo's addresses, and the sender's for the
+	// bounce, are all distinct).
 	seen    map[string]queue.Recipient
+	results map[string]delivery.Result
 	dsns    []*queue.Envelope
 	bounced int // recipients of the message that bounced
 }
 
 func newTracker() *tracker {
-	return &tracker{changed: make(chan struct{}, 1), want: map[string]bool{}, seen: map[string]queue.Recipient{}}
+	return &tracker{changed: make(chan struct{}, 1), want: map[string]bool{},
+		seen: map[string]queue.Recipient{}, results: map[string]delivery.Result{}}
 }
 
 // observer returns the queue observer that feeds the tracker.
@@ -46,12 +49,18 @@ func (t *tracker) observer() queue.Observer {
 	}
 }
 
-// attempted notes the outcome of an attempt on one recipient. The
+// attempted notes the outcome of an attempt on one recipient and the
+// delivery result the queue had from it: the session, how TLS was
+// authenticated, the requirement the host was held to and why. The
 // recipient is copied: the queue goes on changing its own.
-func (t *tracker) attempted(id queue.ID, r *queue.Recipient, _ *delivery.Result) {
+func (t *tracker) attempted(id queue.ID, r *queue.Recipient, res *delivery.Result) {
 	rc := *r
 	t.update(func() {
-		t.seen[strings.ToLower(rc.Addr)] = rc
+		addr := strings.ToLower(rc.Addr)
+		t.seen[addr] = rc
+		if res != nil {
+			t.results[addr] = *res
+		}
 		if id == t.id && rc.State == queue.StateBounced {
 			t.bounced++
 		}
@@ -128,6 +137,13 @@ func (t *tracker) last(addr string) queue.Recipient {
 	return t.seen[strings.ToLower(addr)]
 }
 
+// result returns the delivery result of the latest attempt on addr.
+func (t *tracker) result(addr string) delivery.Result {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.results[strings.ToLower(addr)]
+}
+
 // dsn returns the first bounce the queue wrote, or nil.
 func (t *tracker) dsn() *queue.Envelope {
 	t.mu.Lock()
@@ -136,33 +152,6 @@ func (t *tracker) dsn() *queue.Envelope {
 		return nil
 	}
 	return t.dsns[0]
-}
-
-// witness is the queue's Deliverer: it hands each attempt to the delivery
-// client and keeps the last result per recipient, which holds what the
-// queue does not keep — the session, how TLS was authenticated, the
-// requirement the host was held to and why.
-type witness struct {
-	client  *delivery.Client
-	mu      sync.Mutex
-	results map[string]delivery.Result
-}
-
-// Deliver implements queue.Deliverer.
-func (w *witness) Deliver(ctx context.Context, m *delivery.Message) ([]delivery.Result, error) {
-	res, err := w.client.Deliver(ctx, m)
-	w.mu.Lock()
-	for _, r := range res {
-		w.results[strings.ToLower(r.Recipient)] = r
-	}
-	w.mu.Unlock()
-	return res, err
-}
-
-func (w *witness) result(addr string) delivery.Result {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.results[strings.ToLower(addr)]
 }
 
 // sessionLog is the delivery client's TLS-RPT recorder: it hands every

@@ -272,6 +272,25 @@ func TestDSNParameters(t *testing.T) {
 	if len(ro.Notify) != 2 || ro.OriginalRecipient != "bob@dsn.example" {
 		t.Errorf("RCPT options = %+v", ro)
 	}
+	if !res[0].Session.DSN {
+		t.Error("Session.DSN = false for a server that took the DSN request")
+	}
+	t.Run("server without DSN", func(t *testing.T) {
+		// RFC 3461 §5.2.2: the request stops here; the session says so,
+		// for the sender to issue a "relayed" DSN itself.
+		tw := newTestWorld(t, "insecure:nodsn.example.")
+		sink, _ := tw.mx("nodsn.example", 10, "mx.nodsn.example", testenv.SMTPOptions{})
+		m := msg("bob@nodsn.example")
+		m.Recipients[0].Notify = []smtp.DSNNotify{smtp.DSNNotifySuccess}
+		res := deliver(t, tw.client(nil), m)
+		want(t, res[0], Delivered, "")
+		if res[0].Session.DSN {
+			t.Error("Session.DSN = true for a server without DSN")
+		}
+		if ro := sink.Messages()[0].Rcpts[0].Options; len(ro.Notify) != 0 {
+			t.Errorf("NOTIFY passed to a server without DSN: %+v", ro)
+		}
+	})
 }
 
 func TestConnectionReuse(t *testing.T) {

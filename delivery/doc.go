@@ -140,7 +140,8 @@
 //     server saw anything is replaced without counting as a failure.
 //
 // It does not: convert 8-bit content, authenticate to a smart host (AUTH),
-// use implicit TLS (port 465), issue "relayed" DSNs for servers without DSN,
+// use implicit TLS (port 465), issue "relayed" DSNs for servers without DSN
+// (Session.DSN tells the caller when RFC 3461 §5.2.2 asks for one),
 // or look up TLSA records for ports other than 25 (a next hop on another
 // port is matched against its _25._tcp records, as dane.Discovery looks
 // them up).

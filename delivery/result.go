@@ -103,6 +103,12 @@ type Session struct {
 	// Reused says the session carried an earlier message too (connection
 	// reuse): its TLS handshake and verification happened then.
 	Reused bool
+	// DSN says the server advertised DSN (RFC 3461), so the message's DSN
+	// parameters (NOTIFY, ORCPT, RET, ENVID) were passed on with it; the
+	// next hop took the DSN request on. When false they were dropped, and
+	// a sender that honours NOTIFY=SUCCESS sends a "relayed" DSN itself
+	// for a delivered recipient (RFC 3461 §5.2.2).
+	DSN bool
 }
 
 // TLSVersionName returns "TLS 1.3" and the like, or "plaintext".

@@ -37,6 +37,9 @@ func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
 	start := c.now()
 	reused := s.messages > 0
 	s.info.Reused = reused
+	// The SMTP client passes the DSN parameters exactly when DSN is
+	// advertised (RFC 3461 §4).
+	s.info.DSN, _ = s.conn.Extension("DSN")
 	a.last = s.info
 	var out outcome
 	settling := slices.Clone(a.pending)

@@ -10,7 +10,8 @@
 // bounce — and over which session (MX host, IP, TLS version and cipher,
 // and how the server was authenticated). Client.Explain answers, without
 // sending, where a domain's mail would go and what each host would be held
-// to.
+// to; Client.ExplainMessage answers it for one message (REQUIRETLS,
+// "TLS-Required: No", its next hop) with the same decision code as Deliver.
 //
 // # One attempt
 //

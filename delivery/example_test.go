@@ -85,6 +85,25 @@ func ExampleClient_Explain() {
 	// mx.example.com: authenticated TLS required, checked by DANE, because of DANE
 }
 
+func ExampleClient_ExplainMessage() {
+	w, cfg := exampleWorld()
+	defer w.Close()
+	c := delivery.NewClient(cfg)
+	defer c.Close()
+
+	// What a message carrying "TLS-Required: No" would be held to.
+	ex, err := c.ExplainMessage(context.Background(), "example.com", &delivery.Message{TLSOptional: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, h := range ex.Hosts {
+		r := h.Requirement
+		fmt.Printf("%s: %s, checked by %s (%s)\n", h.Host.Name, r.Level, r.Check, r.Basis)
+	}
+	// Output:
+	// mx.example.com: opportunistic, checked by DANE (DANE)
+}
+
 func ExampleMessage_Inspect() {
 	content := "Subject: report\r\nTLS-Required: No\r\n\r\nCaf\xc3\xa9\r\n"
 	m := &delivery.Message{Body: strings.NewReader(content), Size: int64(len(content))}

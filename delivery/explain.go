@@ -16,7 +16,8 @@ type Explanation struct {
 	// Domain is the recipient domain asked about; PolicyDomain the domain
 	// whose policies apply (the next hop's, when NextHop is set).
 	Domain, PolicyDomain string
-	// NextHop is the smart host configured for the domain, if any.
+	// NextHop is the smart host the message or the domain's rules route
+	// through, if any.
 	NextHop string
 	// Route is the MX route; nil when it could not be found (Err says why).
 	Route *MXRoute
@@ -57,11 +58,26 @@ type HostExplanation struct {
 // warms the same caches), but connects to no MX host and records nothing
 // for TLS-RPT. The error is only for a canceled context.
 func (c *Client) Explain(ctx context.Context, domain string) (*Explanation, error) {
+	return c.ExplainMessage(ctx, domain, nil)
+}
+
+// ExplainMessage is Explain for msg's recipients at domain: the hosts are
+// decided as Deliver decides them for msg, with its RequireTLS (hosts
+// REQUIRETLS rules out fail with 5.7.30; the server's REQUIRETLS support
+// is only known once connected), TLSOptional, TLSReport and NextHop. The
+// other fields of msg are not read; nil is a message with none of these.
+func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message) (*Explanation, error) {
+	if msg == nil {
+		msg = &Message{}
+	}
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	ex := &Explanation{Domain: domain, PolicyDomain: domain}
 	local := c.cfg.Policy.lookup(domain)
-	ex.NextHop = local.NextHop
-	t, err := c.target(ctx, domain, local.NextHop)
+	ex.NextHop = msg.NextHop
+	if ex.NextHop == "" {
+		ex.NextHop = local.NextHop
+	}
+	t, err := c.target(ctx, domain, ex.NextHop)
 	if err != nil {
 		ex.Err = err
 		return ex, ctx.Err()
@@ -75,7 +91,7 @@ func (c *Client) Explain(ctx context.Context, domain string) (*Explanation, erro
 		st = c.lookupSTS(ctx, t.domain, local)
 		ex.MTASTS, ex.MTASTSSource, ex.MTASTSErr = st.policy, st.source, st.err
 	}
-	d := &decision{t: t, sts: st, local: local, msg: &Message{}, now: c.now(), dry: true}
+	d := &decision{t: t, sts: st, local: local, msg: msg, now: c.now(), dry: true}
 	for _, host := range t.route.Hosts {
 		he := HostExplanation{Host: host}
 		if !t.literal {

@@ -1,11 +1,13 @@
 package delivery
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/sts"
@@ -282,6 +284,64 @@ func TestExplain(t *testing.T) {
 	ex, _ = c.Explain(t.Context(), "nowhere.secure.example")
 	if ex.Err == nil || !strings.Contains(ex.String(), "not deliverable") {
 		t.Errorf("NXDOMAIN explained as %+v", ex)
+	}
+}
+
+// ExplainMessage decides the hosts for a message as Deliver would:
+// REQUIRETLS rules out hosts of an insecure MX answer (RFC 8689 §4.2.1) and
+// "TLS-Required: No" relaxes the domain's own policies (§4.2.2).
+func TestExplainMessage(t *testing.T) {
+	dw := newDANEWorld(t, testenv.SMTPOptions{})
+	if err := dw.w.DNS.Zone("plain.example.", testenv.Insecure); err != nil {
+		t.Fatal(err)
+	}
+	dw.mx("plain.example", 10, "mx.plain.example", testenv.SMTPOptions{})
+	c := dw.client(nil)
+	explain := func(domain string, m *Message) *Explanation {
+		t.Helper()
+		ex, err := c.ExplainMessage(t.Context(), domain, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ex.Hosts) != 1 {
+			t.Fatalf("explanation = %+v", ex)
+		}
+		return ex
+	}
+	t.Run("REQUIRETLS through a secure MX answer", func(t *testing.T) {
+		h := explain("secure.example", &Message{RequireTLS: true}).Hosts[0]
+		if h.Err != nil || !h.Requirement.REQUIRETLS || h.Requirement.Level != Authenticated {
+			t.Errorf("host = %+v", h)
+		}
+	})
+	t.Run("REQUIRETLS through an insecure MX answer", func(t *testing.T) {
+		ex := explain("plain.example", &Message{RequireTLS: true})
+		var de *Error
+		if h := ex.Hosts[0]; !errors.As(h.Err, &de) || de.Temporary || de.Enhanced != (smtp.EnhancedCode{5, 7, 30}) {
+			t.Errorf("host = %+v", h)
+		}
+		if !strings.Contains(ex.String(), "5.7.30") {
+			t.Errorf("explanation text:\n%s", ex)
+		}
+		if h := explain("plain.example", nil).Hosts[0]; h.Err != nil {
+			t.Errorf("without REQUIRETLS: %+v", h)
+		}
+	})
+	t.Run("TLS-Required: No", func(t *testing.T) {
+		h := explain("secure.example", &Message{TLSOptional: true}).Hosts[0]
+		if h.Err != nil || h.Requirement.Level != Opportunistic || h.Requirement.Basis != BasisDANE {
+			t.Errorf("host = %+v", h)
+		}
+	})
+	t.Run("the message's next hop", func(t *testing.T) {
+		ex := explain("plain.example", &Message{NextHop: "[mx.secure.example]"})
+		if ex.NextHop != "[mx.secure.example]" || ex.PolicyDomain != "mx.secure.example" || ex.Hosts[0].Requirement == nil ||
+			ex.Hosts[0].Requirement.Basis != BasisDANE {
+			t.Errorf("explanation = %+v", ex)
+		}
+	})
+	if len(dw.w.Dialer.Dialed()) != 0 || len(dw.rec.all()) != 0 {
+		t.Error("ExplainMessage connected or recorded")
 	}
 }
 

@@ -116,24 +116,47 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	t.Run("null MX bounces with 5.1.10 and the DSN reaches the sender", func(t *testing.T) {
-		ro := byDomain["nullmx.example"]
-		if ro.Queue.State != queue.StateBounced || ro.Queue.Last.Enhanced != [3]int{5, 1, 10} {
-			t.Errorf("state %v, last %+v; want bounced with 5.1.10", ro.Queue.State, ro.Queue.Last)
+	bounces := []struct {
+		name, domain string
+		code         [3]int
+		status       string
+	}{
+		{"null MX bounces with 5.1.10 and the DSN reaches the sender", "nullmx.example", [3]int{5, 1, 10}, "5.1.10"},
+		{"REQUIRETLS to a host that does not advertise it bounces with 5.7.30 (RFC 8689 §4.2.1)", "no-requiretls.example", [3]int{5, 7, 30}, "5.7.30"},
+	}
+	for _, tt := range bounces {
+		t.Run(tt.name, func(t *testing.T) {
+			ro := byDomain[tt.domain]
+			if ro.Queue.State != queue.StateBounced || ro.Queue.Last.Enhanced != tt.code {
+				t.Errorf("state %v, last %+v; want bounced with %v", ro.Queue.State, ro.Queue.Last, tt.code)
+			}
+			bo := ro.Bounce
+			if bo == nil {
+				t.Fatal("no bounce was queued")
+			}
+			if bo.Envelope.Kind != queue.KindDSN || bo.Envelope.From != "" || len(bo.Envelope.Recipients) != 1 ||
+				bo.Envelope.Recipients[0].Addr != "alice@"+sender {
+				t.Errorf("bounce envelope %+v, want a DSN from <> to alice@%s", bo.Envelope, sender)
+			}
+			if bo.Queue.State != queue.StateDelivered || bo.Status != tt.status {
+				t.Errorf("bounce %v with Status %q, want delivered with %s", bo.Queue.State, bo.Status, tt.status)
+			}
+		})
+	}
+
+	t.Run("REQUIRETLS is per message: only its own recipient's message carries it", func(t *testing.T) {
+		strict, plain := byDomain["no-requiretls.example"], byDomain["dane.example"]
+		if strict.MessageID == plain.MessageID {
+			t.Fatalf("both recipients in message %s", strict.MessageID)
 		}
-		bo := out.Bounce
-		if bo == nil {
-			t.Fatal("no bounce was queued")
+		if s := strict.Result.Session; s.Requirement.Level != delivery.Authenticated || s.MXHost != "mx.no-requiretls.example" {
+			t.Errorf("REQUIRETLS session %+v, want an authenticated requirement at mx.no-requiretls.example", s)
 		}
-		if bo.Envelope.Kind != queue.KindDSN || bo.Envelope.From != "" || len(bo.Envelope.Recipients) != 1 ||
-			bo.Envelope.Recipients[0].Addr != "alice@"+sender {
-			t.Errorf("bounce envelope %+v, want a DSN from <> to alice@%s", bo.Envelope, sender)
+		if strict.Bounce == nil || plain.Bounce != nil || strict.Bounce == byDomain["nullmx.example"].Bounce {
+			t.Errorf("bounces: REQUIRETLS %v, DANE %v; want a DSN of its own for the REQUIRETLS message", strict.Bounce, plain.Bounce)
 		}
-		if bo.Queue.State != queue.StateDelivered {
-			t.Errorf("bounce %v, want delivered", bo.Queue.State)
-		}
-		if got := bo.Status["bob@nullmx.example"]; got != "5.1.10" || len(bo.Status) != 1 {
-			t.Errorf("DSN Status fields %v, want 5.1.10 for bob@nullmx.example only", bo.Status)
+		if !strings.Contains(text, "then one with REQUIRETLS to 1 more.") {
+			t.Error("the headline does not say that a second message carries REQUIRETLS")
 		}
 	})
 
@@ -273,7 +296,7 @@ func TestTrackerWait(t *testing.T) {
 	obs.Delivered("id1", &queue.Recipient{Addr: "A@x.example", State: queue.StateDelivered},
 		&delivery.Result{Recipient: "A@x.example", Session: delivery.Session{MXHost: "mx.x.example", Auth: delivery.DANEEE}})
 	obs.Bounced("id1", &queue.Recipient{Addr: "b@y.example", State: queue.StateBounced}, nil)
-	if got := tr.waiting(); !slices.Equal(got, []string{"the bounce to the sender"}) {
+	if got := tr.waiting(); !slices.Equal(got, []string{"the bounce of message id1"}) {
 		t.Errorf("waiting after a bounce without DSN = %v, want the bounce", got)
 	}
 
@@ -299,11 +322,30 @@ func TestTrackerWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("wait did not return after the last event")
 	}
-	if tr.dsn() == nil || tr.dsn().ID != "dsn1" || tr.last("a@X.example").State != queue.StateDelivered {
-		t.Errorf("dsn %+v, last(a) %+v", tr.dsn(), tr.last("a@x.example"))
+	if d := tr.dsn("id1"); d == nil || d.ID != "dsn1" || tr.last("id1", "a@X.example").State != queue.StateDelivered {
+		t.Errorf("dsn %+v, last(a) %+v", d, tr.last("id1", "a@x.example"))
 	}
-	if res := tr.result("a@x.example"); res.Session.Auth != delivery.DANEEE || res.Session.MXHost != "mx.x.example" {
+	if res := tr.result("id1", "a@x.example"); res.Session.Auth != delivery.DANEEE || res.Session.MXHost != "mx.x.example" {
 		t.Errorf("result(a) %+v, want the observer's result", res)
+	}
+
+	// A second message, sent once the first is at rest, gets its own
+	// bounce, though it goes to the same sender.
+	tr.expect("id2", &queue.Envelope{Recipients: []queue.Recipient{{Addr: "c@w.example"}}})
+	if got := tr.waiting(); !slices.Equal(got, []string{"c@w.example"}) {
+		t.Errorf("waiting for the second message = %v, want its recipient", got)
+	}
+	obs.Bounced("id2", &queue.Recipient{Addr: "c@w.example", State: queue.StateBounced}, nil)
+	obs.Enqueued(&queue.Envelope{ID: "dsn2", Kind: queue.KindDSN, Recipients: []queue.Recipient{{Addr: "s@z.example"}}})
+	obs.Delivered("dsn2", &queue.Recipient{Addr: "s@z.example", State: queue.StateDelivered}, nil)
+	if got := tr.waiting(); len(got) != 0 {
+		t.Errorf("waiting = %v, want nothing", got)
+	}
+	if d1, d2 := tr.dsn("id1"), tr.dsn("id2"); d1 == nil || d1.ID != "dsn1" || d2 == nil || d2.ID != "dsn2" {
+		t.Errorf("bounces %+v, %+v; want dsn1 for id1 and dsn2 for id2", d1, d2)
+	}
+	if tr.last("dsn1", "s@z.example").State == queue.StateDelivered {
+		t.Error("the second bounce's delivery was filed under the first")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,8 +54,7 @@ type cell struct{ text, color string }
 func render(w io.Writer, out *outcome, color bool) error {
 	p := painter(color)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n%s\n\n", p.paint(bold, fmt.Sprintf(
-		"alice@%s sends one message to %d domains through the queue.", sender, len(out.Recipients))),
+	fmt.Fprintf(&b, "%s\n%s\n\n", p.paint(bold, headline(out)),
 		p.paint(dim, "(bbolt store in a temporary directory; DNS, MTA-STS policy server and MX hosts on 127.0.0.0/8)"))
 
 	rows := [][]cell{{{"RECIPIENT", bold}, {"OUTCOME", bold}, {"POLICY", bold}, {"TLS", bold}}}
@@ -64,7 +62,7 @@ func render(w io.Writer, out *outcome, color bool) error {
 		rows = append(rows, []cell{{text: recipient(ro.Scenario)}, outcomeCell(ro), {text: policyName(ro.Result)}, tlsCell(ro.Result)})
 	}
 	writeTable(&b, p, rows)
-	fmt.Fprintf(&b, "\n%s\n", p.paint(dim, fmt.Sprintf("The queue came to rest %s after Enqueue; %s stay queued for a retry.",
+	fmt.Fprintf(&b, "\n%s\n", p.paint(dim, fmt.Sprintf("The queue came to rest %s after the first Enqueue; %s stay queued for a retry.",
 		out.Took.Round(time.Millisecond), plural(pending(out), "recipient"))))
 	if len(out.Cached) > 0 {
 		line := "MTA-STS policies kept in the store file, for after a restart: " + strings.Join(out.Cached, ", ") + "."
@@ -91,6 +89,21 @@ func render(w io.Writer, out *outcome, color bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// headline says what the demo sent.
+func headline(out *outcome) string {
+	n := 0
+	for _, ro := range out.Recipients {
+		if ro.Scenario.RequireTLS {
+			n++
+		}
+	}
+	line := fmt.Sprintf("alice@%s sends one message to %s through the queue", sender, plural(len(out.Recipients)-n, "domain"))
+	if n > 0 {
+		line += fmt.Sprintf(", then one with REQUIRETLS to %d more", n)
+	}
+	return line + "."
 }
 
 // writeTable writes rows in aligned columns, two spaces apart.
@@ -179,8 +192,8 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 		d = append(d, [2]string{"result", fmt.Sprintf("accepted by %s [%s]: %s", res.Session.MXHost, res.Session.IP, reply)})
 	case queue.StateBounced:
 		d = append(d, [2]string{"result", verdict + reply})
-		if bo := out.Bounce; bo != nil {
-			d = append(d, [2]string{"bounce", bounceLine(bo)})
+		if bo := ro.Bounce; bo != nil {
+			d = append(d, [2]string{"bounce", bounceLine(recipient(ro.Scenario), bo)})
 		}
 	default:
 		wait := ro.Queue.NextAttempt.Sub(ro.Queue.LastAttempt).Round(time.Second)
@@ -212,14 +225,14 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 	return d
 }
 
-// bounceLine says what the bounce reported and how it reached the sender.
-func bounceLine(bo *bounceOutcome) string {
-	var st []string
-	for rcpt, status := range bo.Status {
-		st = append(st, "Status "+status+" for "+rcpt)
+// bounceLine says what the bounce reported about rcpt and how it reached
+// the sender.
+func bounceLine(rcpt string, bo *bounceOutcome) string {
+	status := "no DSN received yet"
+	if bo.Status != "" {
+		status = "Status " + bo.Status + " for " + rcpt
 	}
-	sort.Strings(st)
-	line := fmt.Sprintf("DSN %s from <> to %s (%s)", bo.Envelope.ID, bo.Envelope.Recipients[0].Addr, strings.Join(st, ", "))
+	line := fmt.Sprintf("DSN %s from <> to %s (%s)", bo.Envelope.ID, bo.Envelope.Recipients[0].Addr, status)
 	if bo.Queue.State != queue.StateDelivered {
 		return line + ", not delivered yet: " + replyString(bo.Queue.Last)
 	}

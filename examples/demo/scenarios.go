@@ -35,6 +35,10 @@ type scenario struct {
 	STS string
 	// TLSRPT publishes an _smtp._tls record asking for reports by mail.
 	TLSRPT bool
+	// RequireTLS sends the recipient a message of its own that carries
+	// REQUIRETLS (RFC 8689), a property of the whole message; REQUIRETLS
+	// says whether the MX host advertises the extension.
+	RequireTLS, REQUIRETLS bool
 	// Attack puts an on-path attacker in front of the MX host that strips
 	// STARTTLS from its EHLO reply (RFC 3207 §6), or answers STARTTLS
 	// itself with a self-signed certificate for the MX host's name. Zero
@@ -103,6 +107,13 @@ func scenarioTable() []scenario {
 			Domain: "nullmx.example",
 			Zone:   testenv.Secure, NullMX: true,
 			Want: want{State: queue.StateBounced, Code: "5.1.10"},
+		},
+		{
+			Domain: "no-requiretls.example",
+			Zone:   testenv.Secure, TLSA: true, RequireTLS: true,
+			// DANE authenticates the host, but it does not promise to keep
+			// to REQUIRETLS onwards (RFC 8689 §4.2.1).
+			Want: want{State: queue.StateBounced, Code: "5.7.30"},
 		},
 		{
 			Domain: "plain.example",
@@ -176,6 +187,13 @@ func (sc scenario) setup() string {
 	}
 	if sc.TLSRPT {
 		parts = append(parts, "_smtp._tls record")
+	}
+	if sc.RequireTLS {
+		offers := "does not advertise"
+		if sc.REQUIRETLS {
+			offers = "advertises"
+		}
+		parts = append(parts, "a message with REQUIRETLS, which the MX host "+offers)
 	}
 	switch sc.Attack {
 	case testenv.StripSTARTTLS:

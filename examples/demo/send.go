@@ -21,22 +21,17 @@ import (
 )
 
 // outcome is everything the demo shows: what became of each recipient,
-// the bounce, what the attackers saw and a TLS-RPT report.
+// the bounces, what the attackers saw and a TLS-RPT report.
 type outcome struct {
-	// ID is the queue ID of the demo's message.
-	ID queue.ID
 	// Recipients are in the order of the scenarios.
 	Recipients []recipientOutcome
-	// Bounce is the DSN the queue wrote for the bounced recipients; nil
-	// when it wrote none.
-	Bounce *bounceOutcome
 	// ReportDomain is the policy domain Report is about, RUA where its
 	// _smtp._tls record asks for reports.
 	ReportDomain string
 	RUA          []string
 	Report       *tlsrpt.Report
-	// Took is how long the mail took from Enqueue until the queue came to
-	// rest.
+	// Took is how long the mail took from the first Enqueue until the
+	// queue came to rest after the last.
 	Took time.Duration
 	// Cached are the domains whose MTA-STS policy the store's cache holds
 	// at the end, sorted.
@@ -46,6 +41,8 @@ type outcome struct {
 // recipientOutcome is what became of one recipient.
 type recipientOutcome struct {
 	Scenario scenario
+	// MessageID is the queue ID of the message the recipient was in.
+	MessageID queue.ID
 	// Queue is the recipient as the queue last reported it: its state,
 	// the last reply, when it is tried next.
 	Queue queue.Recipient
@@ -60,6 +57,9 @@ type recipientOutcome struct {
 	// Attacker what the on-path attacker saw, if there is one.
 	Received int
 	Attacker *attackerView
+	// Bounce is the DSN the queue wrote about a bounced recipient; nil
+	// for the others.
+	Bounce *bounceOutcome
 }
 
 // attackerView is what an on-path attacker got out of the demo: the
@@ -69,14 +69,14 @@ type attackerView struct {
 	Connections, Handshakes, Transactions int
 }
 
-// bounceOutcome is the DSN the queue wrote and how it was delivered.
+// bounceOutcome is a DSN the queue wrote and how it was delivered.
 type bounceOutcome struct {
 	Envelope *queue.Envelope // as enqueued: From "", To the sender
 	Queue    queue.Recipient // its recipient as the queue last reported it
 	Result   delivery.Result
-	// Status is the per-recipient Status field of the DSN the sender's MX
-	// host received (RFC 3464 §2.3.4), by Final-Recipient.
-	Status map[string]string
+	// Status is the Status field (RFC 3464 §2.3.4) the sender's MX host
+	// received for the bounced recipient; empty when none arrived.
+	Status string
 }
 
 // node is the sending side: one bbolt file holding the queue, the
@@ -164,23 +164,13 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	}
 	defer n.Close()
 
-	env := &queue.Envelope{From: "alice@" + sender}
-	for _, sc := range scs {
-		env.Recipients = append(env.Recipients, queue.Recipient{Addr: recipient(sc)})
-	}
 	start := time.Now()
-	// Enqueued before Run starts, so that the ID is known before any
-	// event about it.
-	id, err := n.queue.Enqueue(ctx, env, demoMessage(env))
+	ids, err := n.deliver(ctx, envelopes(scs))
 	if err != nil {
 		return nil, err
 	}
-	n.tracker.expect(id, env)
-	if err := n.deliver(ctx); err != nil {
-		return nil, err
-	}
-	out := n.gather(w, scs)
-	out.ID, out.Took = id, time.Since(start)
+	out := n.gather(w, scs, ids)
+	out.Took = time.Since(start)
 	cached, err := n.store.PolicyCache().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the MTA-STS policy cache: %w", err)
@@ -201,47 +191,82 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	return out, nil
 }
 
-// deliver runs the queue until the tracker says the mail is at rest, then
-// shuts it down, so that every result is stored.
-func (n *node) deliver(ctx context.Context) error {
+// envelopes returns the demo's messages: one to every scenario's
+// recipient but those whose message carries REQUIRETLS, then one with
+// REQUIRETLS to those (RFC 8689 makes it a property of the whole message).
+func envelopes(scs []scenario) []*queue.Envelope {
+	plain := &queue.Envelope{From: "alice@" + sender}
+	strict := &queue.Envelope{From: "alice@" + sender, RequireTLS: true}
+	for _, sc := range scs {
+		env := plain
+		if sc.RequireTLS {
+			env = strict
+		}
+		env.Recipients = append(env.Recipients, queue.Recipient{Addr: recipient(sc)})
+	}
+	if len(strict.Recipients) == 0 {
+		return []*queue.Envelope{plain}
+	}
+	return []*queue.Envelope{plain, strict}
+}
+
+// deliver runs the queue, enqueues each message once the tracker says the
+// one before is at rest, and shuts the queue down after the last, so that
+// every result is stored. It returns the messages' queue IDs.
+func (n *node) deliver(ctx context.Context, envs []*queue.Envelope) ([]queue.ID, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- n.queue.Run(runCtx) }()
-	if err := n.tracker.wait(ctx); err != nil {
-		stop()
-		<-ran
-		return err
+	var ids []queue.ID
+	for i, env := range envs {
+		id, err := n.queue.Enqueue(ctx, env, demoMessage(env, i))
+		if err == nil {
+			ids = append(ids, id)
+			n.tracker.expect(id, env)
+			err = n.tracker.wait(ctx)
+		}
+		if err != nil {
+			stop()
+			<-ran
+			return nil, err
+		}
 	}
 	if err := n.queue.Shutdown(ctx); err != nil {
-		return fmt.Errorf("stopping the queue: %w", err)
+		return nil, fmt.Errorf("stopping the queue: %w", err)
 	}
 	if err := <-ran; err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return nil
+	return ids, nil
 }
 
 // gather collects what became of each scenario's recipient and of the
-// bounce, from the queue's events, the delivery results and the world.
-func (n *node) gather(w *world, scs []scenario) *outcome {
+// bounces, from the queue's events, the delivery results and the world.
+// ids are the queue IDs of the messages envelopes made.
+func (n *node) gather(w *world, scs []scenario, ids []queue.ID) *outcome {
 	out := &outcome{}
+	status := dsnStatus(w.sinks[sender].Messages())
 	for _, sc := range scs {
 		addr := recipient(sc)
-		ro := recipientOutcome{Scenario: sc, Queue: n.tracker.last(addr), Result: n.tracker.result(addr),
-			Failures: n.sessions.failures(sc.Domain)}
+		id := ids[0]
+		if sc.RequireTLS {
+			id = ids[len(ids)-1]
+		}
+		ro := recipientOutcome{Scenario: sc, MessageID: id, Queue: n.tracker.last(id, addr),
+			Result: n.tracker.result(id, addr), Failures: n.sessions.failures(sc.Domain)}
 		if s := w.sinks[sc.Domain]; s != nil {
 			ro.Received = len(s.Messages())
 		}
 		if a := w.attackers[sc.Domain]; a != nil {
 			ro.Attacker = &attackerView{Connections: a.Connections(), Handshakes: a.Handshakes(), Transactions: a.Transactions()}
 		}
+		if dsn := n.tracker.dsn(id); dsn != nil && ro.Queue.State == queue.StateBounced {
+			to := dsn.Recipients[0].Addr
+			ro.Bounce = &bounceOutcome{Envelope: dsn, Queue: n.tracker.last(dsn.ID, to),
+				Result: n.tracker.result(dsn.ID, to), Status: status[addr]}
+		}
 		out.Recipients = append(out.Recipients, ro)
-	}
-	if dsn := n.tracker.dsn(); dsn != nil {
-		to := dsn.Recipients[0].Addr
-		out.Bounce = &bounceOutcome{Envelope: dsn, Queue: n.tracker.last(to), Result: n.tracker.result(to),
-			Status: dsnStatus(w.sinks[sender].Messages())}
 	}
 	return out
 }
@@ -276,18 +301,22 @@ func report(ctx context.Context, store tlsrpt.Store, r tlsrpt.TXTResolver, domai
 // recipient is the demo's recipient at a scenario's domain.
 func recipient(sc scenario) string { return "bob@" + sc.Domain }
 
-// demoMessage is the content of the demo's message.
-func demoMessage(env *queue.Envelope) []byte {
+// demoMessage is the content of the demo's i-th message.
+func demoMessage(env *queue.Envelope, i int) []byte {
 	var to []string
 	for _, r := range env.Recipients {
 		to = append(to, r.Addr)
 	}
+	subject, body := "sealpost demo", "Sent through the queue, over whatever TLS each domain demands.\r\n"
+	if env.RequireTLS {
+		subject = "sealpost demo, with REQUIRETLS"
+		body = "Sent with REQUIRETLS: only over authenticated TLS, to hosts that promise the same onwards.\r\n"
+	}
 	return []byte("From: Alice <" + env.From + ">\r\n" +
 		"To: " + strings.Join(to, ",\r\n ") + "\r\n" +
-		"Subject: sealpost demo\r\n" +
-		"Message-ID: <demo@" + sender + ">\r\n" +
-		"\r\n" +
-		"Sent through the queue, over whatever TLS each domain demands.\r\n")
+		"Subject: " + subject + "\r\n" +
+		fmt.Sprintf("Message-ID: <demo.%d@%s>\r\n", i+1, sender) +
+		"\r\n" + body)
 }
 
 // demoTimeouts bounds every step of an SMTP session by d: the loopback

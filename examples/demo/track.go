@@ -13,26 +13,38 @@ import (
 )
 
 // tracker follows the queue through its Observer until the demo's mail is
-// at rest: every recipient of the message delivered, deferred or bounced
-// at its first attempt, and every bounce it caused tried too.
+// at rest: every recipient of the messages it expects delivered, deferred
+// or bounced at its first attempt, and every bounce they caused tried too.
+// The demo sends its messages one at a time, each once the previous one is
+// at rest, so that a bounce belongs to the one message whose recipients
+// bounced and have no bounce yet.
 type tracker struct {
 	mu      sync.Mutex
 	changed chan struct{} // signalled (never blocking) after each event
-	id      queue.ID
-	want    map[string]bool // recipients of the message, lower-case
+	// want holds the recipients of each expected message, lower-case.
+	want map[queue.ID][]string
 	// seen holds the latest state of every recipient an event was about,
-	// and results the delivery result of its latest attempt, by
-	// lower-case address (the demo's addresses, and the sender's for the
-	// bounce, are all distinct).
-	seen    map[string]queue.Recipient
-	results map[string]delivery.Result
-	dsns    []*queue.Envelope
-	bounced int // recipients of the message that bounced
+	// and results the delivery result of its latest attempt.
+	seen    map[rcptKey]queue.Recipient
+	results map[rcptKey]delivery.Result
+	// bounced holds the messages with a bounced recipient; dsns their
+	// bounces, by the bounced message's ID.
+	bounced map[queue.ID]bool
+	dsns    map[queue.ID]*queue.Envelope
 }
 
+// rcptKey names one recipient of one message.
+type rcptKey struct {
+	id   queue.ID
+	addr string // lower-case
+}
+
+func key(id queue.ID, addr string) rcptKey { return rcptKey{id, strings.ToLower(addr)} }
+
 func newTracker() *tracker {
-	return &tracker{changed: make(chan struct{}, 1), want: map[string]bool{},
-		seen: map[string]queue.Recipient{}, results: map[string]delivery.Result{}}
+	return &tracker{changed: make(chan struct{}, 1), want: map[queue.ID][]string{},
+		seen: map[rcptKey]queue.Recipient{}, results: map[rcptKey]delivery.Result{},
+		bounced: map[queue.ID]bool{}, dsns: map[queue.ID]*queue.Envelope{}}
 }
 
 // observer returns the queue observer that feeds the tracker.
@@ -40,12 +52,25 @@ func (t *tracker) observer() queue.Observer {
 	return queue.Observer{
 		Enqueued: func(env *queue.Envelope) {
 			if env.Kind == queue.KindDSN {
-				t.update(func() { t.dsns = append(t.dsns, env.Clone()) })
+				dsn := env.Clone()
+				t.update(func() { t.bounce(dsn) })
 			}
 		},
 		Delivered: t.attempted,
 		Deferred:  t.attempted,
 		Bounced:   t.attempted,
+	}
+}
+
+// bounce files a DSN under the message it reports on: the one with a
+// bounced recipient and no DSN yet (the queue writes a message's DSN after
+// the round of attempts that bounced it).
+func (t *tracker) bounce(dsn *queue.Envelope) {
+	for id := range t.bounced {
+		if t.dsns[id] == nil {
+			t.dsns[id] = dsn
+			return
+		}
 	}
 }
 
@@ -56,13 +81,13 @@ func (t *tracker) observer() queue.Observer {
 func (t *tracker) attempted(id queue.ID, r *queue.Recipient, res *delivery.Result) {
 	rc := *r
 	t.update(func() {
-		addr := strings.ToLower(rc.Addr)
-		t.seen[addr] = rc
+		k := key(id, rc.Addr)
+		t.seen[k] = rc
 		if res != nil {
-			t.results[addr] = *res
+			t.results[k] = *res
 		}
-		if id == t.id && rc.State == queue.StateBounced {
-			t.bounced++
+		if rc.State == queue.StateBounced {
+			t.bounced[id] = true
 		}
 	})
 }
@@ -77,35 +102,39 @@ func (t *tracker) update(f func()) {
 	}
 }
 
-// expect names the message whose recipients the tracker waits for.
+// expect names a message whose recipients the tracker waits for.
 func (t *tracker) expect(id queue.ID, env *queue.Envelope) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.id = id
 	for _, r := range env.Recipients {
-		t.want[strings.ToLower(r.Addr)] = true
+		t.want[id] = append(t.want[id], strings.ToLower(r.Addr))
 	}
 }
 
-// waiting returns the recipients not yet at rest, sorted; empty when the
-// demo's mail is.
+// waiting returns what is not yet at rest, sorted; empty when the demo's
+// mail is.
 func (t *tracker) waiting() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var left []string
-	for a := range t.want {
-		if _, ok := t.seen[a]; !ok {
-			left = append(left, a)
+	for id, addrs := range t.want {
+		for _, a := range addrs {
+			if _, ok := t.seen[key(id, a)]; !ok {
+				left = append(left, a)
+			}
 		}
-	}
-	// A bounce is written after the round of attempts that bounced: one
-	// is due as soon as a recipient bounced (none asked for NOTIFY=NEVER).
-	if t.bounced > 0 && len(t.dsns) == 0 {
-		left = append(left, "the bounce to the sender")
-	}
-	for _, d := range t.dsns {
-		for _, r := range d.Recipients {
-			if _, ok := t.seen[strings.ToLower(r.Addr)]; !ok {
+		// A bounce is due as soon as a recipient bounced (none asked for
+		// NOTIFY=NEVER).
+		if !t.bounced[id] {
+			continue
+		}
+		dsn := t.dsns[id]
+		if dsn == nil {
+			left = append(left, "the bounce of message "+string(id))
+			continue
+		}
+		for _, r := range dsn.Recipients {
+			if _, ok := t.seen[key(dsn.ID, r.Addr)]; !ok {
 				left = append(left, "the bounce to "+r.Addr)
 			}
 		}
@@ -130,28 +159,25 @@ func (t *tracker) wait(ctx context.Context) error {
 	}
 }
 
-// last returns the latest state the queue reported for addr.
-func (t *tracker) last(addr string) queue.Recipient {
+// last returns the latest state the queue reported for recipient addr of
+// message id, and result the delivery result of its latest attempt.
+func (t *tracker) last(id queue.ID, addr string) queue.Recipient {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.seen[strings.ToLower(addr)]
+	return t.seen[key(id, addr)]
 }
 
-// result returns the delivery result of the latest attempt on addr.
-func (t *tracker) result(addr string) delivery.Result {
+func (t *tracker) result(id queue.ID, addr string) delivery.Result {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.results[strings.ToLower(addr)]
+	return t.results[key(id, addr)]
 }
 
-// dsn returns the first bounce the queue wrote, or nil.
-func (t *tracker) dsn() *queue.Envelope {
+// dsn returns the bounce the queue wrote about message id, or nil.
+func (t *tracker) dsn(id queue.ID) *queue.Envelope {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.dsns) == 0 {
-		return nil
-	}
-	return t.dsns[0]
+	return t.dsns[id]
 }
 
 // sessionLog is the delivery client's TLS-RPT recorder: it hands every

@@ -50,7 +50,7 @@ func (w *world) add(sc scenario) error {
 		return w.DNS.Add(d + ". 300 IN MX 0 .")
 	}
 	host := mxHost(d)
-	var opts testenv.SMTPOptions
+	opts := testenv.SMTPOptions{REQUIRETLS: sc.REQUIRETLS}
 	if !sc.NoSTARTTLS {
 		cert, err := w.CA.Leaf(sc.Cert, host)
 		if err != nil {

@@ -69,8 +69,11 @@
 // InsecureMXIgnore (mox's behaviour) turns it off and asks no TLSA question
 // for such hosts.
 //
+// Discovery.LookupPort does the same for a server on another port (a smart
+// host on 587): the owner names carry the port, _<port>._tcp.<base domain>
+// (RFC 6698 §3).
+//
 // Not done: PKIX-TA and PKIX-EE records (unusable for SMTP, RFC 7672
 // §3.1.3), DNSSEC validation in-process (the resolver's AD bit is trusted),
-// TLSA for ports other than 25, and the TLS DNSSEC chain extension
-// (RFC 9102).
+// and the TLS DNSSEC chain extension (RFC 9102).
 package dane

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -73,17 +74,29 @@ func (e *RequirementError) Temporary() bool { return true }
 // a DANE policy whose records could not be obtained or validated.
 func (e *RequirementError) ResultType() string { return ResultDNSSECInvalid }
 
-// Lookup decides the DANE requirement of the MX host host. mxSecure says
-// whether the MX RRset that named it was secure; for a domain without MX
-// records whose own address is used (RFC 5321 §5.1), it says whether the
-// denial of the MX records was secure (RFC 7672 §2.2.2).
+// Lookup decides the DANE requirement of the MX host host for SMTP on
+// port 25. mxSecure says whether the MX RRset that named it was secure; for
+// a domain without MX records whose own address is used (RFC 5321 §5.1),
+// it says whether the denial of the MX records was secure (RFC 7672
+// §2.2.2).
 //
 // It returns a Requirement whose Outcome is NotApplicable,
 // AuthenticationRequired or TLSRequired, or a *RequirementError when a
 // look-up failed or was bogus and the host must not be used now.
 func (d *Discovery) Lookup(ctx context.Context, host string, mxSecure bool) (*Requirement, error) {
+	return d.LookupPort(ctx, host, 25, mxSecure)
+}
+
+// LookupPort is Lookup for an SMTP server on another TCP port, such as a
+// smart host taking mail on 587: the TLSA owner name carries the port
+// (RFC 6698 §3: _<port>._tcp.<base domain>), so the records
+// of port 25 say nothing about it. Port 0 means 25.
+func (d *Discovery) LookupPort(ctx context.Context, host string, port uint16, mxSecure bool) (*Requirement, error) {
+	if port == 0 {
+		port = 25
+	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	req := &Requirement{Outcome: NotApplicable, Host: host, MXSecure: mxSecure}
+	req := &Requirement{Outcome: NotApplicable, Host: host, Port: port, MXSecure: mxSecure}
 	if !mxSecure && d.InsecureMX == InsecureMXIgnore {
 		return req, nil
 	}
@@ -95,8 +108,9 @@ func (d *Discovery) Lookup(ctx context.Context, host string, mxSecure bool) (*Re
 		return nil, err
 	}
 	req.TTL = ttl
+	prefix := "_" + strconv.Itoa(int(port)) + "._tcp."
 	for _, base := range bases {
-		name := "_25._tcp." + base
+		name := prefix + base
 		ans, err := d.Resolver.Lookup(ctx, name, dns.TypeTLSA)
 		if ans == nil {
 			// SERVFAIL, timeout, bogus: reached only for a host whose

@@ -70,6 +70,8 @@ func newLookupWorld(t *testing.T) *lookupWorld {
 		"_25._tcp.tlsacname 300 IN CNAME _dane.provider.net.",
 		"tlsacname2 300 IN A 127.0.0.2",
 		"_25._tcp.tlsacname2 300 IN CNAME _dane.unsigned.net.",
+		"submission 300 IN A 127.0.0.2",
+		"_587._tcp.submission 300 IN TLSA "+ee,
 	)
 	zone("provider.net.", testenv.Secure,
 		"mx 300 IN A 127.0.0.3",
@@ -205,6 +207,60 @@ func TestDiscoveryLookup(t *testing.T) {
 			}
 			if req.Outcome != NotApplicable && (req.TTL == 0 || req.TTL > 300) {
 				t.Errorf("TTL = %d, want the answers' 300 or less", req.TTL)
+			}
+			if req.Port != 25 {
+				t.Errorf("Port = %d, want 25", req.Port)
+			}
+		})
+	}
+}
+
+// The TLSA owner name carries the port (RFC 6698 §3): the records of a
+// server on 587 are at _587._tcp, and those at _25._tcp say nothing of it.
+func TestDiscoveryLookupPort(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		host    string
+		port    uint16
+		outcome Outcome
+		asked   []string // TLSA names asked
+		never   string   // a TLSA name not asked
+	}{
+		{"records for port 587", "submission.example.com", 587, AuthenticationRequired,
+			[]string{"_587._tcp.submission.example.com"}, "_25._tcp.submission.example.com"},
+		{"no records for port 25 where only 587 has some", "submission.example.com", 25, NotApplicable,
+			[]string{"_25._tcp.submission.example.com"}, "_587._tcp.submission.example.com"},
+		{"records for port 25 do not cover 587", "mx.example.com", 587, NotApplicable,
+			[]string{"_587._tcp.mx.example.com"}, "_25._tcp.mx.example.com"},
+		{"secure CNAME chain: both base domains with the port", "alias.example.com", 587, NotApplicable,
+			[]string{"_587._tcp.mx.provider.net", "_587._tcp.alias.example.com"}, "_25._tcp.alias.example.com"},
+		{"port 0 means 25", "mx.example.com", 0, AuthenticationRequired,
+			[]string{"_25._tcp.mx.example.com"}, "_0._tcp.mx.example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newLookupWorld(t)
+			d := &Discovery{Resolver: w.resolver()}
+			req, err := d.LookupPort(context.Background(), tc.host, tc.port, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Outcome != tc.outcome {
+				t.Errorf("LookupPort = %v, want %v", req.Outcome, tc.outcome)
+			}
+			for _, name := range tc.asked {
+				if w.dns.Queries(name, dns.TypeTLSA) == 0 {
+					t.Errorf("%s was not asked", name)
+				}
+			}
+			if n := w.dns.Queries(tc.never, dns.TypeTLSA); n != 0 {
+				t.Errorf("%s was asked %d times", tc.never, n)
+			}
+			wantPort := tc.port
+			if wantPort == 0 {
+				wantPort = 25
+			}
+			if req.Port != wantPort {
+				t.Errorf("Port = %d, want %d", req.Port, wantPort)
 			}
 		})
 	}

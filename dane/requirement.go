@@ -47,6 +47,9 @@ type Requirement struct {
 	// Records is the secure TLSA RRset at BaseDomain as published, usable
 	// records and others (RFC 8460 reports list them all).
 	Records []TLSARecord
+	// Port is the TCP port the records are for: 25 for Lookup, the one
+	// given to LookupPort otherwise.
+	Port uint16
 	// MXSecure records whether the MX RRset that named Host was secure; a
 	// requirement found through an insecure one exists only when the
 	// Discovery's InsecureMX allows it (RFC 7672 §2.2.1).

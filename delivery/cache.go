@@ -21,6 +21,7 @@ const maxDANECache = 5 * time.Minute
 
 type daneKey struct {
 	domain, host string
+	port         uint16
 	mxSecure     bool
 }
 
@@ -30,12 +31,12 @@ type daneEntry struct {
 	expires time.Time
 }
 
-// daneRequirement returns the DANE requirement of host and the TLS-RPT
-// policy its sessions are recorded under, from the cache while the TLSA
-// answers' TTL lasts. Failed look-ups are not cached here (the resolver
-// remembers them briefly).
-func (c *Client) daneRequirement(ctx context.Context, domain, host string, mxSecure bool) (*dane.Requirement, tlsrpt.Policy, error) {
-	key := daneKey{domain, host, mxSecure}
+// daneRequirement returns the DANE requirement of host on port and the
+// TLS-RPT policy its sessions are recorded under, from the cache while the
+// TLSA answers' TTL lasts. Failed look-ups are not cached here (the
+// resolver remembers them briefly).
+func (c *Client) daneRequirement(ctx context.Context, domain, host string, port uint16, mxSecure bool) (*dane.Requirement, tlsrpt.Policy, error) {
+	key := daneKey{domain, host, port, mxSecure}
 	now := c.now()
 	c.daneMu.RLock()
 	e, ok := c.daneCache[key]
@@ -43,7 +44,7 @@ func (c *Client) daneRequirement(ctx context.Context, domain, host string, mxSec
 	if ok && now.Before(e.expires) {
 		return e.req, e.report, nil
 	}
-	req, err := c.dane.Lookup(ctx, host, mxSecure)
+	req, err := c.dane.LookupPort(ctx, host, port, mxSecure)
 	if err != nil {
 		return nil, tlsrpt.Policy{}, err
 	}
@@ -62,11 +63,11 @@ func (c *Client) daneRequirement(ctx context.Context, domain, host string, mxSec
 	return req, e.report, nil
 }
 
-// daneCachedUntil reports until when the DANE decision for host is
-// cached, or false when the next one makes a look-up.
-func (c *Client) daneCachedUntil(domain, host string, mxSecure bool) (time.Time, bool) {
+// daneCachedUntil reports until when the DANE decision for host on port
+// is cached, or false when the next one makes a look-up.
+func (c *Client) daneCachedUntil(domain, host string, port uint16, mxSecure bool) (time.Time, bool) {
 	c.daneMu.RLock()
-	e, ok := c.daneCache[daneKey{domain, host, mxSecure}]
+	e, ok := c.daneCache[daneKey{domain, host, port, mxSecure}]
 	c.daneMu.RUnlock()
 	if !ok || !c.now().Before(e.expires) {
 		return time.Time{}, false

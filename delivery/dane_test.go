@@ -1,9 +1,12 @@
 package delivery
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -308,5 +311,61 @@ func TestIgnoreDANEKeepsMTASTS(t *testing.T) {
 			t.Errorf("session = %+v", s)
 		}
 		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultValidationFailure)
+	})
+}
+
+// A next hop on a port other than 25 is held to the TLSA records of that
+// port: the owner name carries it (RFC 6698 §3), and the records at
+// _25._tcp are about another service of the host.
+func TestNextHopPortTLSA(t *testing.T) {
+	// setup starts the smart host relay.signed.example, reached on 587,
+	// with a self-signed certificate; pin587 publishes a record pinning it
+	// at _587._tcp; pin25 one pinning another key at _25._tcp.
+	setup := func(t *testing.T, pin587, pin25 bool) (*testWorld, *testenv.SMTPServer) {
+		tw := newTestWorld(t, "signed.example.")
+		cert := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "relay.signed.example")
+		sink, ip := tw.mx("", 0, "relay.signed.example", testenv.SMTPOptions{Certificate: &cert})
+		to, _ := tw.w.Dialer.Target(ip + ":25")
+		tw.w.Dialer.Route(ip+":587", to)
+		if pin587 {
+			sum := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
+			if err := tw.w.DNS.Add("_587._tcp.relay.signed.example. 300 IN TLSA 3 1 1 " + hex.EncodeToString(sum[:])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pin25 {
+			if err := tw.w.PublishTLSA("relay.signed.example", tlsLeaf(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tw, sink
+	}
+	send := func(t *testing.T, tw *testWorld) Result {
+		m := msg("bob@far.example")
+		m.NextHop = "[relay.signed.example]:587"
+		return deliver(t, tw.client(nil), m)[0]
+	}
+	t.Run("records at _587._tcp authenticate the server", func(t *testing.T) {
+		tw, sink := setup(t, true, true)
+		res := send(t, tw)
+		want(t, res, Delivered, "")
+		if s := res.Session; s.Port != 587 || s.Auth != DANEEE || s.Requirement.Basis != BasisDANE ||
+			!strings.Contains(s.Requirement.Reason, "_587._tcp.relay.signed.example") {
+			t.Errorf("session = %+v", s)
+		}
+		if len(sink.Messages()) != 1 {
+			t.Error("not delivered")
+		}
+	})
+	t.Run("records at _25._tcp do not apply to port 587", func(t *testing.T) {
+		tw, _ := setup(t, false, true)
+		res := send(t, tw)
+		want(t, res, Delivered, "")
+		if s := res.Session; s.Requirement.Basis != NoPolicy || s.Requirement.DANE == nil || s.Requirement.DANE.Outcome != dane.NotApplicable {
+			t.Errorf("session = %+v", s)
+		}
+		if n := tw.w.DNS.Queries("_587._tcp.relay.signed.example.", dns.TypeTLSA); n == 0 {
+			t.Error("_587._tcp was not asked")
+		}
 	})
 }

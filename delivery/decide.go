@@ -113,7 +113,7 @@ func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Require
 // authentication by them mandatory; secure records none of which is usable
 // make TLS mandatory; a failed look-up makes the host unusable now.
 func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) error {
-	dr, report, err := c.daneRequirement(ctx, d.t.domain, d.t.daneName(req.Host), d.t.mxSecure)
+	dr, report, err := c.daneRequirement(ctx, d.t.domain, d.t.daneName(req.Host), d.t.port, d.t.mxSecure)
 	if err != nil {
 		if req.record {
 			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, nil), resultTypeOf(err, tlsrpt.ResultDNSSECInvalid), req.Host, "")
@@ -124,12 +124,12 @@ func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) 
 	switch dr.Outcome {
 	case dane.AuthenticationRequired:
 		req.Level, req.Check, req.Basis = Authenticated, CheckDANE, BasisDANE
-		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _25._tcp.%s, %d usable: the server must match them (RFC 7672 §2.2)",
-			dr.BaseDomain, len(dr.UsableRecords()))
+		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _%d._tcp.%s, %d usable: the server must match them (RFC 7672 §2.2)",
+			dr.Port, dr.BaseDomain, len(dr.UsableRecords()))
 	case dane.TLSRequired:
 		req.Level, req.Check, req.Basis = Encrypted, CheckNone, BasisDANEUnusable
-		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _25._tcp.%s, none usable: TLS is mandatory, the server cannot be authenticated (RFC 7672 §2.2)",
-			dr.BaseDomain)
+		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _%d._tcp.%s, none usable: TLS is mandatory, the server cannot be authenticated (RFC 7672 §2.2)",
+			dr.Port, dr.BaseDomain)
 	default:
 		return nil
 	}

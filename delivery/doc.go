@@ -31,7 +31,9 @@
 //  3. For each host in order, its requirement, in this order of precedence
 //     and never relaxed to make a delivery succeed:
 //     - DNSSEC-secure usable TLSA records: TLS, authenticated by them
-//     (RFC 7672 §2.2, §3), SNI set to the TLSA base domain (§8.1);
+//     (RFC 7672 §2.2, §3), SNI set to the TLSA base domain (§8.1); they
+//     are those of the port connected to, _25._tcp for MX hosts and
+//     _<port>._tcp for a next hop on another port (RFC 6698 §3);
 //     MTA-STS is not applied to such a host (RFC 8461 §2), except that
 //     a host named by an insecure MX answer must still match an enforced
 //     policy's mx patterns: TLSA records authenticate the server, not the
@@ -142,10 +144,7 @@
 //
 // It does not: convert 8-bit content, authenticate to a smart host (AUTH),
 // use implicit TLS (port 465), issue "relayed" DSNs for servers without DSN
-// (Session.DSN tells the caller when RFC 3461 §5.2.2 asks for one),
-// or look up TLSA records for ports other than 25 (a next hop on another
-// port is matched against its _25._tcp records, as dane.Discovery looks
-// them up).
+// (Session.DSN tells the caller when RFC 3461 §5.2.2 asks for one).
 //
 // Example:
 //

@@ -96,7 +96,7 @@ func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message
 		he := HostExplanation{Host: host}
 		if !t.literal {
 			he.TLSASource = "DNS look-up now"
-			if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.mxSecure); ok {
+			if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.port, t.mxSecure); ok {
 				he.TLSASource = "cache, until " + until.UTC().Format(time.RFC3339)
 			}
 		}

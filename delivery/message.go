@@ -72,9 +72,10 @@ type Message struct {
 	// that host instead of their domains' MX hosts: "relay.example" (its
 	// MX records are looked up), "[smtp.relay.example]" (the host itself,
 	// no MX look-up), either with ":port" (default 25). The security
-	// requirement is then that of the next hop: its DANE records, and the
-	// MTA-STS policy and LocalPolicy rules of its own domain (the bracketed
-	// host name is its own domain). It overrides DomainPolicy.NextHop.
+	// requirement is then that of the next hop: its DANE records (those of
+	// its port, _<port>._tcp), and the MTA-STS policy and LocalPolicy rules
+	// of its own domain (the bracketed host name is its own domain). It
+	// overrides DomainPolicy.NextHop.
 	NextHop string
 
 	// TLSReport marks a TLS-RPT report (RFC 8460 §3): it is delivered

@@ -111,6 +111,7 @@ func (d *Discovery) LookupPort(ctx context.Context, host string, port uint16, mx
 	prefix := "_" + strconv.Itoa(int(port)) + "._tcp."
 	for _, base := range bases {
 		name := prefix + base
+		req.TLSANames = append(req.TLSANames, name)
 		ans, err := d.Resolver.Lookup(ctx, name, dns.TypeTLSA)
 		if ans == nil {
 			// SERVFAIL, timeout, bogus: reached only for a host whose

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,12 @@ func TestDiscoveryLookup(t *testing.T) {
 			if req.Port != 25 {
 				t.Errorf("Port = %d, want 25", req.Port)
 			}
+			if tc.want.never != "" && slices.Contains(req.TLSANames, tc.want.never) {
+				t.Errorf("TLSANames = %q lists %s, which was never asked", req.TLSANames, tc.want.never)
+			}
+			if req.Outcome != NotApplicable && (len(req.TLSANames) == 0 || req.TLSANames[len(req.TLSANames)-1] != "_25._tcp."+req.BaseDomain) {
+				t.Errorf("TLSANames = %q, want them to end with the records' owner", req.TLSANames)
+			}
 		})
 	}
 }
@@ -244,8 +251,8 @@ func TestDiscoveryLookupPort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if req.Outcome != tc.outcome {
-				t.Errorf("LookupPort = %v, want %v", req.Outcome, tc.outcome)
+			if req.Outcome != tc.outcome || !slices.Equal(req.TLSANames, tc.asked) {
+				t.Errorf("LookupPort = %v after asking %q; want %v after %q", req.Outcome, req.TLSANames, tc.outcome, tc.asked)
 			}
 			for _, name := range tc.asked {
 				if w.dns.Queries(name, dns.TypeTLSA) == 0 {
@@ -263,6 +270,31 @@ func TestDiscoveryLookupPort(t *testing.T) {
 				t.Errorf("Port = %d, want %d", req.Port, wantPort)
 			}
 		})
+	}
+}
+
+// TLSANames say whether a TLSA question was asked at all: for a host
+// whose address records are not secure, or that has none, none is.
+func TestDiscoveryTLSANames(t *testing.T) {
+	w := newLookupWorld(t)
+	d := &Discovery{Resolver: w.resolver()}
+	for _, tc := range []struct {
+		host  string
+		asked []string
+	}{
+		{"mx.example.com", []string{"_25._tcp.mx.example.com"}},
+		{"none.example.com", []string{"_25._tcp.none.example.com"}},
+		{"alias2.example.com", []string{"_25._tcp.plain.provider.net", "_25._tcp.alias2.example.com"}},
+		{"mx.unsigned.net", nil},
+		{"nothing.example.com", nil},
+	} {
+		req, err := d.Lookup(context.Background(), tc.host, true)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.host, err)
+		}
+		if !slices.Equal(req.TLSANames, tc.asked) {
+			t.Errorf("%s: TLSANames = %q, want %q", tc.host, req.TLSANames, tc.asked)
+		}
 	}
 }
 

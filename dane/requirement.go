@@ -50,6 +50,12 @@ type Requirement struct {
 	// Port is the TCP port the records are for: 25 for Lookup, the one
 	// given to LookupPort otherwise.
 	Port uint16
+	// TLSANames are the TLSA owner names asked, in order
+	// ("_25._tcp.mx.example.com"); empty when DANE could not apply without
+	// asking one: an insecure MX RRset under InsecureMXIgnore, a host
+	// without address records, or address records that are not
+	// DNSSEC-secure (RFC 7672 §2.2.3).
+	TLSANames []string
 	// MXSecure records whether the MX RRset that named Host was secure; a
 	// requirement found through an insecure one exists only when the
 	// Discovery's InsecureMX allows it (RFC 7672 §2.2.1).

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -47,7 +48,10 @@ type HostExplanation struct {
 	Err         error
 	// TLSASource says whether the DANE decision (the TLSA records, or
 	// their absence) came from the Client's cache, and until when, or from
-	// a look-up made now.
+	// a look-up made now, and then which TLSA names were asked for it or
+	// why none was: "DNS look-up now; asked _25._tcp.mx.example.com", "cache,
+	// until 2025-06-01T12:00:00Z; no TLSA look-up: the address records of
+	// mx.example.net are not DNSSEC-secure". Empty for an address literal.
 	TLSASource string
 }
 
@@ -94,19 +98,42 @@ func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message
 	d := &decision{t: t, sts: st, local: local, msg: msg, now: c.now(), dry: true}
 	for _, host := range t.route.Hosts {
 		he := HostExplanation{Host: host}
-		if !t.literal {
-			he.TLSASource = "DNS look-up now"
-			if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.port, t.mxSecure); ok {
-				he.TLSASource = "cache, until " + until.UTC().Format(time.RFC3339)
-			}
+		source := "DNS look-up now"
+		if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.port, t.mxSecure); ok {
+			source = "cache, until " + until.UTC().Format(time.RFC3339)
 		}
 		he.Requirement, he.Err = c.decide(ctx, d, host)
 		if he.Err == nil {
 			he.Addrs, he.Err = c.addresses(ctx, t, host)
 		}
+		if !t.literal {
+			he.TLSASource = c.tlsaSource(source, t, &he)
+		}
 		ex.Hosts = append(ex.Hosts, he)
 	}
 	return ex, ctx.Err()
+}
+
+// tlsaSource completes the source of a host's DANE decision with what was
+// asked for it: the TLSA names, or why none was (dane.Discovery asks only
+// for hosts whose address records are DNSSEC-secure, RFC 7672 §2.2.3).
+func (c *Client) tlsaSource(source string, t *target, he *HostExplanation) string {
+	if he.Requirement == nil || he.Requirement.DANE == nil {
+		// The host was ruled out; its DANE decision may not have been made.
+		return source
+	}
+	dr := he.Requirement.DANE
+	name := t.daneName(he.Host.Name)
+	switch {
+	case len(dr.TLSANames) > 0:
+		return source + "; asked " + strings.Join(dr.TLSANames, ", ")
+	case !t.mxSecure && c.dane.InsecureMX == dane.InsecureMXIgnore:
+		// No look-up at all, so nothing was cached either.
+		return "no TLSA look-up: the MX answer is not DNSSEC-secure and DANE is not applied to the hosts it names (dane.InsecureMXIgnore)"
+	case he.Err != nil && len(he.Addrs) == 0:
+		return source + "; no TLSA look-up: " + name + " has no address records"
+	}
+	return source + "; no TLSA look-up: the address records of " + name + " are not DNSSEC-secure (RFC 7672 §2.2.3)"
 }
 
 // String renders the explanation for a person, one host per paragraph.
@@ -165,7 +192,7 @@ func (ex *Explanation) String() string {
 			}
 		}
 		if h.TLSASource != "" {
-			fmt.Fprintf(&b, "    TLSA from: %s\n", h.TLSASource)
+			fmt.Fprintf(&b, "    DANE decision: %s\n", h.TLSASource)
 		}
 	}
 	return b.String()

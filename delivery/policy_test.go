@@ -274,13 +274,35 @@ func TestExplain(t *testing.T) {
 			t.Errorf("explanation text lacks %q:\n%s", s, text)
 		}
 	}
-	if h.TLSASource != "DNS look-up now" {
+	if h.TLSASource != "DNS look-up now; asked _25._tcp.mx.secure.example" {
 		t.Errorf("first explanation: TLSA from %q", h.TLSASource)
 	}
 	again, _ := c.Explain(t.Context(), "secure.example")
-	if src := again.Hosts[0].TLSASource; !strings.HasPrefix(src, "cache, until ") {
+	if src := again.Hosts[0].TLSASource; !strings.HasPrefix(src, "cache, until ") || !strings.HasSuffix(src, "; asked _25._tcp.mx.secure.example") {
 		t.Errorf("second explanation: TLSA from %q", src)
 	}
+	t.Run("no TLSA look-up for a host whose addresses are insecure", func(t *testing.T) {
+		// RFC 7672 §2.2.3: dane.Discovery asks no TLSA question then, and
+		// the explanation must not claim one.
+		if err := dw.w.DNS.Zone("plain.example.", testenv.Insecure); err != nil {
+			t.Fatal(err)
+		}
+		dw.mx("plain.example", 10, "mx.plain.example", testenv.SMTPOptions{})
+		ex, err := c.Explain(t.Context(), "plain.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dw.w.DNS.Queries("_25._tcp.mx.plain.example.", dns.TypeTLSA) != 0 {
+			t.Fatal("a TLSA question was asked; the test proves nothing")
+		}
+		want := "no TLSA look-up: the address records of mx.plain.example are not DNSSEC-secure"
+		if h := ex.Hosts[0]; !strings.Contains(h.TLSASource, want) || strings.Contains(h.TLSASource, "asked") {
+			t.Errorf("TLSA source %q", h.TLSASource)
+		}
+		if text := ex.String(); !strings.Contains(text, want) || strings.Contains(text, "_25._tcp") {
+			t.Errorf("explanation text:\n%s", text)
+		}
+	})
 	ex, _ = c.Explain(t.Context(), "nowhere.secure.example")
 	if ex.Err == nil || !strings.Contains(ex.String(), "not deliverable") {
 		t.Errorf("NXDOMAIN explained as %+v", ex)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/queue"
+	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -77,6 +78,14 @@ func TestDemo(t *testing.T) {
 		}
 		if len(ro.Failures) != 1 || ro.Failures[0].ResultType != tlsrpt.ResultCertificateExpired {
 			t.Errorf("failures recorded: %v, want one certificate-expired", ro.Failures)
+		}
+		// The session itself says why the check failed.
+		var se *sts.Error
+		if err := ro.Result.Session.CheckErr; !errors.As(err, &se) || se.ResultType() != string(tlsrpt.ResultCertificateExpired) {
+			t.Errorf("Session.CheckErr = %v, want an *sts.Error of result type certificate-expired", err)
+		}
+		if !strings.Contains(text, "check   WebPKI check failed (certificate-expired), not enforced: ") {
+			t.Error("the output does not say why the check failed")
 		}
 	})
 
@@ -155,7 +164,7 @@ func TestDemo(t *testing.T) {
 		if strict.Bounce == nil || plain.Bounce != nil || strict.Bounce == byDomain["nullmx.example"].Bounce {
 			t.Errorf("bounces: REQUIRETLS %v, DANE %v; want a DSN of its own for the REQUIRETLS message", strict.Bounce, plain.Bounce)
 		}
-		if !strings.Contains(text, "then one with REQUIRETLS to 1 more.") {
+		if !strings.Contains(strings.Join(strings.Fields(text), " "), "then one with REQUIRETLS to 1 domain.") {
 			t.Error("the headline does not say that a second message carries REQUIRETLS")
 		}
 	})
@@ -206,6 +215,11 @@ func TestDemo(t *testing.T) {
 			t.Error("colour codes in output that was not asked for colour")
 		}
 		checkTable(t, text, len(out.Recipients))
+		for _, l := range strings.Split(text, "\n") {
+			if utf8.RuneCountInString(l) > 100 {
+				t.Errorf("line over 100 columns: %q", l)
+			}
+		}
 	})
 
 	t.Run("colour changes nothing but the colour", func(t *testing.T) {
@@ -369,6 +383,11 @@ func TestUnmet(t *testing.T) {
 			r.Queue.Last.Enhanced = [3]int{4, 4, 1}
 		},
 		"failure not recorded": func(r *recipientOutcome) { r.Scenario.Want.Failure = tlsrpt.ResultCertificateExpired },
+		"no check error over unauthenticated TLS": func(r *recipientOutcome) {
+			r.Scenario.Want = want{State: queue.StateDelivered, Auth: delivery.UnauthenticatedTLS, Failure: tlsrpt.ResultCertificateExpired}
+			r.Result.Session.Auth = delivery.UnauthenticatedTLS
+			r.Failures = []tlsrpt.Failure{{ResultType: tlsrpt.ResultCertificateExpired}}
+		},
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -13,7 +13,9 @@
 //   - sts-enforce.example: MTA-STS in enforce mode → delivered over TLS
 //     authenticated by the WebPKI (RFC 8461 §4.2);
 //   - sts-testing.example: MTA-STS in testing mode, an expired certificate
-//     → delivered, the failure recorded for TLS-RPT (RFC 8461 §5);
+//     → delivered, the session saying why the check failed
+//     (delivery.Session.CheckErr) and the failure counted for TLS-RPT
+//     (RFC 8461 §5);
 //   - stripped-sts.example, stripped-dane.example: an on-path attacker
 //     strips STARTTLS under an enforced policy or DANE → deferred with
 //     4.7.10, nothing sent in plaintext, the attacker sees no mail;

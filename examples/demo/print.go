@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/internal/testenv"
 	"github.com/sealpost/sealpost/queue"
+	"github.com/sealpost/sealpost/tlsrpt"
 )
 
 // ANSI SGR codes of the colours the demo uses.
@@ -54,8 +56,10 @@ type cell struct{ text, color string }
 func render(w io.Writer, out *outcome, color bool) error {
 	p := painter(color)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n%s\n\n", p.paint(bold, headline(out)),
-		p.paint(dim, "(bbolt store in a temporary directory; DNS, MTA-STS policy server and MX hosts on 127.0.0.0/8)"))
+	for _, l := range wrap(headline(out), 72) {
+		fmt.Fprintf(&b, "%s\n", p.paint(bold, l))
+	}
+	fmt.Fprintf(&b, "%s\n\n", p.paint(dim, "(bbolt store in a temporary directory; DNS, MTA-STS policy server and MX hosts on 127.0.0.0/8)"))
 
 	rows := [][]cell{{{"RECIPIENT", bold}, {"OUTCOME", bold}, {"POLICY", bold}, {"TLS", bold}}}
 	for _, ro := range out.Recipients {
@@ -93,15 +97,17 @@ func render(w io.Writer, out *outcome, color bool) error {
 
 // headline says what the demo sent.
 func headline(out *outcome) string {
-	n := 0
+	plain, strict := 0, 0
 	for _, ro := range out.Recipients {
 		if ro.Scenario.RequireTLS {
-			n++
+			strict++
+		} else {
+			plain++
 		}
 	}
-	line := fmt.Sprintf("alice@%s sends one message to %s through the queue", sender, plural(len(out.Recipients)-n, "domain"))
-	if n > 0 {
-		line += fmt.Sprintf(", then one with REQUIRETLS to %d more", n)
+	line := fmt.Sprintf("alice@%s sends a message to %s through the queue", sender, plural(plain, "domain"))
+	if strict > 0 {
+		line += fmt.Sprintf(", then one with REQUIRETLS to %s", plural(strict, "domain"))
 	}
 	return line + "."
 }
@@ -190,6 +196,12 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 	switch ro.Queue.State {
 	case queue.StateDelivered:
 		d = append(d, [2]string{"result", fmt.Sprintf("accepted by %s [%s]: %s", res.Session.MXHost, res.Session.IP, reply)})
+		// A check that failed without stopping the message: the session
+		// says why it failed, the requirement why that was allowed.
+		if err := res.Session.CheckErr; err != nil {
+			d = append(d, [2]string{"check", fmt.Sprintf("%s check failed (%s), not enforced: %v",
+				res.Session.Requirement.Check, resultType(err), err)})
+		}
 	case queue.StateBounced:
 		d = append(d, [2]string{"result", verdict + reply})
 		if bo := ro.Bounce; bo != nil {
@@ -213,16 +225,22 @@ func explain(ro recipientOutcome, out *outcome) [][2]string {
 		for _, x := range f {
 			types = append(types, string(x.ResultType))
 		}
-		line := "failure recorded: " + strings.Join(unique(types), ", ")
-		if ro.Queue.State == queue.StateDelivered && res.Session.Auth != delivery.Plaintext {
-			line += " (checked, not enforced)"
-		}
-		d = append(d, [2]string{"tls-rpt", line})
+		d = append(d, [2]string{"tls-rpt", "failure counted for the daily report: " + strings.Join(unique(types), ", ")})
 	}
 	for _, u := range ro.unmet() {
 		d = append(d, [2]string{"WRONG", u})
 	}
 	return d
+}
+
+// resultType returns the RFC 8460 result type of a certificate check's
+// error (*sts.Error, *dane.VerifyError), or "" for another error.
+func resultType(err error) tlsrpt.ResultType {
+	var rt interface{ ResultType() string }
+	if errors.As(err, &rt) {
+		return tlsrpt.ResultType(rt.ResultType())
+	}
+	return ""
 }
 
 // bounceLine says what the bounce reported about rcpt and how it reached

@@ -139,6 +139,14 @@ func (ro recipientOutcome) unmet() []string {
 	if w.State == queue.StateDelivered && ro.Result.Session.Auth != w.Auth {
 		bad = append(bad, fmt.Sprintf("server authenticated by %v, want %v", ro.Result.Session.Auth, w.Auth))
 	}
+	// Over unauthenticated TLS under a check that was made, the session
+	// must say why the check failed.
+	if q.State == queue.StateDelivered && w.Auth == delivery.UnauthenticatedTLS && w.Failure != "" {
+		if got := resultType(ro.Result.Session.CheckErr); got != w.Failure {
+			bad = append(bad, fmt.Sprintf("the session's check error %v is of result type %q, want %s",
+				ro.Result.Session.CheckErr, got, w.Failure))
+		}
+	}
 	if got := enhanced(q.Last.Enhanced); w.Code != "" && got != w.Code {
 		bad = append(bad, fmt.Sprintf("status %s, want %s", got, w.Code))
 	}

@@ -50,8 +50,9 @@ type recipientOutcome struct {
 	// observer got it: the session, how TLS was authenticated, the
 	// requirement and its reason.
 	Result delivery.Result
-	// Failures are the failed TLS sessions recorded for TLS-RPT under the
-	// domain's policy: how a check that was not enforced failed.
+	// Failures are the failed TLS sessions the TLS-RPT recorder counted
+	// under the domain's policy, as its store holds them for the daily
+	// report.
 	Failures []tlsrpt.Failure
 	// Received counts the messages the domain's MX host accepted;
 	// Attacker what the on-path attacker saw, if there is one.
@@ -86,7 +87,6 @@ type bounceOutcome struct {
 type node struct {
 	store    *boltstore.Store
 	rec      *tlsrpt.Recorder
-	sessions *sessionLog
 	resolver *dane.Resolver
 	client   *delivery.Client
 	tracker  *tracker
@@ -103,7 +103,6 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 	n := &node{store: store, resolver: w.resolver(), tracker: newTracker()}
 	n.resolver.Logger = log
 	n.rec = tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: store, Logger: log})
-	n.sessions = &sessionLog{rec: n.rec}
 	// The MTA-STS policies are cached in the same file as the queue, so
 	// that a restart never forgets a policy it has seen and never reopens
 	// the trust-on-first-use window (RFC 8461 §10.2).
@@ -120,7 +119,7 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 		MTASTS:   mtasts,
 		Dial:     w.Dialer.DialContext,
 		RootCAs:  w.CA.Pool(),
-		TLSRPT:   n.sessions,
+		TLSRPT:   n.rec,
 		Timeouts: demoTimeouts(2 * time.Second),
 		Logger:   log,
 	})
@@ -169,8 +168,17 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	out := n.gather(w, scs, ids)
-	out.Took = time.Since(start)
+	took := time.Since(start)
+	// The recorder writes its counts in batches: flush them, so that the
+	// failures shown and the report are what it recorded.
+	if err := n.rec.Flush(ctx); err != nil {
+		return nil, err
+	}
+	out, err := n.gather(ctx, w, scs, ids, start)
+	if err != nil {
+		return nil, err
+	}
+	out.Took = took
 	cached, err := n.store.PolicyCache().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the MTA-STS policy cache: %w", err)
@@ -181,9 +189,6 @@ func send(ctx context.Context, scs []scenario, reportDomain string, log *slog.Lo
 	sort.Strings(out.Cached)
 	if reportDomain != "" {
 		out.ReportDomain = reportDomain
-		if err := n.rec.Flush(ctx); err != nil {
-			return nil, err
-		}
 		if out.Report, out.RUA, err = report(ctx, n.store, n.resolver, reportDomain, start); err != nil {
 			return nil, err
 		}
@@ -242,9 +247,10 @@ func (n *node) deliver(ctx context.Context, envs []*queue.Envelope) ([]queue.ID,
 }
 
 // gather collects what became of each scenario's recipient and of the
-// bounces, from the queue's events, the delivery results and the world.
-// ids are the queue IDs of the messages envelopes made.
-func (n *node) gather(w *world, scs []scenario, ids []queue.ID) *outcome {
+// bounces, from the queue's events, the delivery results, the TLS-RPT
+// counts recorded since start and the world. ids are the queue IDs of the
+// messages envelopes made.
+func (n *node) gather(ctx context.Context, w *world, scs []scenario, ids []queue.ID, start time.Time) (*outcome, error) {
 	out := &outcome{}
 	status := dsnStatus(w.sinks[sender].Messages())
 	for _, sc := range scs {
@@ -253,8 +259,12 @@ func (n *node) gather(w *world, scs []scenario, ids []queue.ID) *outcome {
 		if sc.RequireTLS {
 			id = ids[len(ids)-1]
 		}
+		failures, err := n.failures(ctx, sc.Domain, start)
+		if err != nil {
+			return nil, err
+		}
 		ro := recipientOutcome{Scenario: sc, MessageID: id, Queue: n.tracker.last(id, addr),
-			Result: n.tracker.result(id, addr), Failures: n.sessions.failures(sc.Domain)}
+			Result: n.tracker.result(id, addr), Failures: failures}
 		if s := w.sinks[sc.Domain]; s != nil {
 			ro.Received = len(s.Messages())
 		}
@@ -268,7 +278,30 @@ func (n *node) gather(w *world, scs []scenario, ids []queue.ID) *outcome {
 		}
 		out.Recipients = append(out.Recipients, ro)
 	}
-	return out
+	return out, nil
+}
+
+// failures returns the failed sessions the TLS-RPT recorder counted for
+// domain since start, sorted by result type.
+func (n *node) failures(ctx context.Context, domain string, start time.Time) ([]tlsrpt.Failure, error) {
+	days := []tlsrpt.Day{tlsrpt.DayOf(start)}
+	if today := tlsrpt.DayOf(time.Now()); today != days[0] {
+		days = append(days, today) // the demo ran over midnight UTC
+	}
+	var fs []tlsrpt.Failure
+	for _, day := range days {
+		counts, err := n.store.DayCounts(ctx, day, domain)
+		if err != nil {
+			return nil, fmt.Errorf("reading the TLS-RPT counts: %w", err)
+		}
+		for _, c := range counts {
+			for f := range c.Failures {
+				fs = append(fs, f)
+			}
+		}
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].ResultType < fs[j].ResultType })
+	return fs, nil
 }
 
 // report builds the TLS-RPT report for domain on the day of t from the

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/queue"
-	"github.com/sealpost/sealpost/tlsrpt"
 )
 
 // tracker follows the queue through its Observer until the demo's mail is
@@ -178,35 +177,4 @@ func (t *tracker) dsn(id queue.ID) *queue.Envelope {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.dsns[id]
-}
-
-// sessionLog is the delivery client's TLS-RPT recorder: it hands every
-// session to the real recorder and keeps the failures by policy domain.
-// A delivery.Result says how the server was authenticated, but not how a
-// check that was not enforced failed (MTA-STS testing mode); only the
-// TLS-RPT record says that.
-type sessionLog struct {
-	rec  *tlsrpt.Recorder
-	mu   sync.Mutex
-	fail map[string][]tlsrpt.Failure
-}
-
-// Record implements delivery.Recorder.
-func (l *sessionLog) Record(s tlsrpt.Session) {
-	l.rec.Record(s)
-	if s.Failure == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail == nil {
-		l.fail = map[string][]tlsrpt.Failure{}
-	}
-	l.fail[s.Policy.Domain] = append(l.fail[s.Policy.Domain], *s.Failure)
-}
-
-func (l *sessionLog) failures(domain string) []tlsrpt.Failure {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]tlsrpt.Failure(nil), l.fail[domain]...)
 }

@@ -57,8 +57,10 @@
 // bare domains): the MX hosts in the order they would be tried, and for
 // each the requirement (opportunistic, TLS required, authenticated TLS
 // required), the check (DANE, WebPKI) and the reason; nothing is sent and
-// no MX host is contacted. The requirements shown are those of a message
-// without REQUIRETLS.
+// no MX host is contacted. With -requiretls they are those of a message
+// with REQUIRETLS (delivery.Client.ExplainMessage): hosts REQUIRETLS rules
+// out are shown with 5.7.30; whether a server advertises REQUIRETLS is
+// only known once connected.
 //
 // # Exit status
 //

@@ -196,7 +196,8 @@ func checkResolver(ctx context.Context, r *dane.Resolver, requireDANE bool, stde
 	return exitOK, true
 }
 
-// explain prints each recipient domain's route decision.
+// explain prints each recipient domain's route decision, for a message
+// with REQUIRETLS under -requiretls.
 func explain(ctx context.Context, cfg delivery.Config, o *options, env *Env) int {
 	c := delivery.NewClient(cfg)
 	defer c.Close()
@@ -211,7 +212,11 @@ func explain(ctx context.Context, cfg delivery.Config, o *options, env *Env) int
 			continue
 		}
 		seen[domain] = true
-		ex, err := c.Explain(ctx, domain)
+		var msg *delivery.Message
+		if o.requireTLS {
+			msg = &delivery.Message{RequireTLS: true}
+		}
+		ex, err := c.ExplainMessage(ctx, domain, msg)
 		if err != nil {
 			fmt.Fprintf(env.stderr(), "send: %v\n", err)
 			return exitTempFail

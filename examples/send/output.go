@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"unicode"
@@ -169,12 +170,11 @@ func writeExplanation(w io.Writer, ex *delivery.Explanation, requireTLS bool) {
 		body := strings.TrimLeft(line, " ")
 		fmt.Fprintf(w, "%s%s\n", line[:len(line)-len(body)], clean(body, 400))
 	}
-	if requireTLS && ex.Err == nil {
-		// Explain decides for a message without REQUIRETLS; say what the
-		// flag adds rather than guess the library's decision.
-		fmt.Fprintln(w, "  with -requiretls: a host is used only if the MX answer was DNSSEC-secure or the")
-		fmt.Fprintln(w, "  host matches the domain's MTA-STS policy, over TLS authenticated by DANE or the")
-		fmt.Fprintln(w, "  WebPKI, and only if the server offers REQUIRETLS (RFC 8689 §4.2.1); else 5.7.30")
+	usable := slices.ContainsFunc(ex.Hosts, func(h delivery.HostExplanation) bool { return h.Requirement != nil })
+	if requireTLS && usable {
+		// What the decision cannot know without connecting.
+		fmt.Fprintln(w, "  with -requiretls, a host above is used only if its server also advertises")
+		fmt.Fprintln(w, "  REQUIRETLS once connected (RFC 8689 §4.2.1); else the message fails with 5.7.30")
 	}
 	fmt.Fprintln(w)
 }

@@ -176,10 +176,20 @@ func TestExplain(t *testing.T) {
 		}
 	}
 
-	t.Run("-requiretls adds what REQUIRETLS demands", func(t *testing.T) {
-		r := w.run(t, "", "-explain", "-requiretls", "dane.test")
-		if r.code != exitOK || !strings.Contains(r.stdout, "with -requiretls") {
-			t.Errorf("want a REQUIRETLS note\n%v", r)
+	t.Run("-requiretls explains the decision for a message with REQUIRETLS (RFC 8689 §4.2.1)", func(t *testing.T) {
+		r := w.run(t, "", "-explain", "-requiretls", "dane.test", "plain.test")
+		dane, plain, _ := strings.Cut(r.stdout, "domain plain.test")
+		if r.code != exitOK {
+			t.Fatalf("exit %d\n%v", r.code, r)
+		}
+		// A DANE host stays usable, with the server's REQUIRETLS support
+		// to be seen once connected.
+		if !strings.Contains(dane, "the message requires REQUIRETLS") || !strings.Contains(dane, "advertises\n  REQUIRETLS once connected") {
+			t.Errorf("dane.test: want the REQUIRETLS requirement and the note on the server\n%s", dane)
+		}
+		// A host from an insecure MX answer without MTA-STS is ruled out.
+		if !strings.Contains(plain, "not used: 550 5.7.30") || strings.Contains(plain, "once connected") {
+			t.Errorf("plain.test: want the host ruled out with 5.7.30 and no note\n%s", plain)
 		}
 	})
 }

@@ -21,5 +21,9 @@
 // by their due time (8 bytes of nanoseconds, big-endian, then the ID), so
 // finding what is due is a B+tree seek however long the queue;
 // queue.leased lists the messages handed to a scheduler, which Recover
-// returns to the queue after a crash.
+// returns to the queue after a crash. IDs grow with arrival, so msg and
+// body are filled by appending, and their pages are split nearly full
+// (bbolt's default leaves them half empty); the freelist is a hashmap and
+// is not written at each commit. The cost of scheduling one message grows
+// only with the depth of the trees (BenchmarkSchedule: 1k to 1M queued).
 package boltstore

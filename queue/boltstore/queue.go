@@ -58,8 +58,19 @@ type txn struct {
 }
 
 func queueTxn(tx *bolt.Tx) txn {
-	return txn{tx.Bucket(bucketMsg), tx.Bucket(bucketBody), tx.Bucket(bucketDue), tx.Bucket(bucketLeased), tx.Bucket(bucketMeta)}
+	t := txn{tx.Bucket(bucketMsg), tx.Bucket(bucketBody), tx.Bucket(bucketDue), tx.Bucket(bucketLeased), tx.Bucket(bucketMeta)}
+	// IDs grow with arrival time, so new messages are appended at the
+	// right edge of msg and body. bbolt splits a page at FillPercent
+	// (0.5 by default, for random inserts), which would leave every page
+	// of an append-only bucket half empty: twice the file, and a deeper
+	// tree, for a long queue. (Not persisted: set in every transaction.)
+	t.msg.FillPercent, t.body.FillPercent = appendFill, appendFill
+	return t
 }
+
+// appendFill is the FillPercent of the append-mostly buckets; below 1 so
+// that a record that grows (a recipient's diagnostic) seldom splits its page.
+const appendFill = 0.9
 
 func (t txn) load(id queue.ID) (*record, error) {
 	v := t.msg.Get([]byte(id))

@@ -53,7 +53,8 @@
 // After each round of attempts on a message, the recipients that failed
 // permanently or expired (action "failed"), that asked for a delay
 // warning (action "delayed", once per recipient, Config.DelayWarning) or
-// for success notification (action "relayed") are reported in one DSN to
+// for success notification from a next hop without DSN (action "relayed")
+// are reported in one DSN to
 // the envelope sender: multipart/report; report-type=delivery-status (RFC
 // 6522) with a human-readable part, a message/delivery-status part (RFC
 // 3464 §2.2 per-message fields Reporting-MTA, Original-Envelope-Id,
@@ -70,9 +71,11 @@
 //     reported, and delays when delay warnings are on ("NOTIFY=FAILURE" or
 //     "FAILURE,DELAY" are both allowed defaults). NEVER suppresses all.
 //   - SUCCESS: the queue hands mail to the recipient's MX, which is a
-//     relay from the sender's point of view; since it cannot tell whether
-//     that server took the DSN request on, it reports "relayed" (RFC 3461
-//     §5.2.2) to a sender who asked for SUCCESS.
+//     relay from the sender's point of view, so it never reports
+//     "delivered". When that server supports DSN (delivery.Session.DSN),
+//     it received NOTIFY with the message and reports success itself: the
+//     queue sends nothing (RFC 3461 §5.2.1). When it does not, the queue
+//     reports "relayed" (§5.2.2), as it does when a Deliverer does not say.
 //   - Status of an expired recipient: the code of its last temporary
 //     failure, as RFC 3463 asks for X.4.7 ("the code for the actual
 //     problem ... should be returned rather than this code"); 4.4.7 only

@@ -185,15 +185,18 @@ func TestNotify(t *testing.T) {
 		notify queue.Notify
 		status delivery.Status
 		warn   bool
+		dsn    bool   // the next hop supports DSN and took the request on
 		action string // "" for no DSN
 	}{
-		{"NEVER suppresses the failure DSN", queue.NotifyNever, delivery.PermanentFailure, false, ""},
-		{"SUCCESS alone suppresses the failure DSN", queue.NotifySuccess, delivery.PermanentFailure, false, ""},
-		{"SUCCESS reports relayed", queue.NotifySuccess, delivery.Delivered, false, "relayed"},
-		{"FAILURE does not report success", queue.NotifyFailure, delivery.Delivered, false, ""},
-		{"DELAY reports a delay warning", queue.NotifyDelay, delivery.TemporaryFailure, true, "delayed"},
-		{"no NOTIFY reports a delay warning", 0, delivery.TemporaryFailure, true, "delayed"},
-		{"FAILURE alone has no delay warning", queue.NotifyFailure, delivery.TemporaryFailure, true, ""},
+		{"NEVER suppresses the failure DSN", queue.NotifyNever, delivery.PermanentFailure, false, false, ""},
+		{"SUCCESS alone suppresses the failure DSN", queue.NotifySuccess, delivery.PermanentFailure, false, false, ""},
+		{"SUCCESS relayed to a next hop without DSN reports relayed (RFC 3461 §5.2.2)", queue.NotifySuccess, delivery.Delivered, false, false, "relayed"},
+		{"SUCCESS relayed to a next hop with DSN is its to report (RFC 3461 §5.2.1)", queue.NotifySuccess, delivery.Delivered, false, true, ""},
+		{"SUCCESS,FAILURE relayed to a next hop with DSN is its to report", queue.NotifySuccess | queue.NotifyFailure, delivery.Delivered, false, true, ""},
+		{"FAILURE does not report success", queue.NotifyFailure, delivery.Delivered, false, false, ""},
+		{"DELAY reports a delay warning", queue.NotifyDelay, delivery.TemporaryFailure, true, false, "delayed"},
+		{"no NOTIFY reports a delay warning", 0, delivery.TemporaryFailure, true, false, "delayed"},
+		{"FAILURE alone has no delay warning", queue.NotifyFailure, delivery.TemporaryFailure, true, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +205,7 @@ func TestNotify(t *testing.T) {
 					c.DelayWarning = time.Minute
 				}
 			})
+			h.d.onResult(func(res *delivery.Result) { res.Session.DSN = tc.dsn })
 			h.d.set("bob@example.com", tc.status, tc.status, tc.status)
 			id := enqueue(t, h.q, &queue.Envelope{From: "alice@example.org",
 				Recipients: []queue.Recipient{{Addr: "bob@example.com", Notify: tc.notify}}})
@@ -217,7 +221,17 @@ func TestNotify(t *testing.T) {
 				waitFor(t, "second attempt", func() bool { return attempts(t, h.q, id, 0) == 2 })
 			}
 			if tc.action == "" {
-				time.Sleep(20 * time.Millisecond)
+				if tc.status == delivery.TemporaryFailure {
+					time.Sleep(20 * time.Millisecond)
+				} else {
+					// A DSN is stored in the same change that removes
+					// the message: once it is gone, a DSN is either
+					// queued or delivered.
+					waitFor(t, "message done", gone(h.q, id))
+					if n, _, _ := h.store.Stats(context.Background()); n != 0 {
+						t.Fatalf("%d messages queued, want no DSN", n)
+					}
+				}
 				if n := len(h.d.to("alice@example.org")); n != 0 {
 					t.Fatalf("%d DSNs sent, want none", n)
 				}

@@ -101,10 +101,12 @@ func (q *Queue) applyResult(m *active, r *Recipient, res delivery.Result, now ti
 		if f := q.cfg.Observer.Delivered; f != nil {
 			f(env.ID, r, &res)
 		}
-		// RFC 3461 §5.2.2: a message relayed to a server that may not
-		// report success is reported "relayed" to a sender who asked for
-		// SUCCESS. We cannot tell whether the server took NOTIFY on.
-		if r.Notify&NotifySuccess != 0 {
+		// We hand mail to the recipient's MX, a relay as far as DSNs go:
+		// "delivered" is for the final delivery, not ours to report. RFC
+		// 3461 §5.2.1: a next hop that supports DSN got NOTIFY with the
+		// message and reports success itself; §5.2.2: one that does not
+		// cannot, so a sender who asked for SUCCESS gets "relayed" from us.
+		if r.Notify&NotifySuccess != 0 && !res.Session.DSN {
 			m.report(r, actionRelayed, time.Time{})
 		}
 	case delivery.PermanentFailure:

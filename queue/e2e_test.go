@@ -207,3 +207,36 @@ func benchLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
+
+// TestORCPTIsPassedOn: a recipient's ORCPT, stored as "type;address", goes
+// to a next hop that supports DSN as the RFC 3461 §4.2 parameter, in the
+// utf-8 type for a UTF-8 address (RFC 6533 §3), and the recipient is
+// delivered.
+func TestORCPTIsPassedOn(t *testing.T) {
+	w := newWorld(t, "ok.example")
+	ok := w.mx(t, "ok.example", "mx.ok.example", testenv.SMTPOptions{DSN: true})
+	q := start(t, &queue.MemoryStore{}, w.client, &clock{now: time.Now()}, func(c *queue.Config) { c.Now = time.Now })
+	id := enqueue(t, q, &queue.Envelope{From: "alice@sender.example", Recipients: []queue.Recipient{
+		{Addr: "a@ok.example", ORcpt: "rfc822;Alias@Old.example"},
+		{Addr: "b@ok.example", ORcpt: "utf-8;jørn@old.example"},
+		{Addr: "c@ok.example", ORcpt: "x400;c=de;a=x"},
+	}})
+	waitFor(t, "message done", gone(q, id))
+	msgs := ok.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("mx.ok.example got %d messages, want 1", len(msgs))
+	}
+	got := map[string]string{}
+	for _, r := range msgs[0].Rcpts {
+		got[r.Addr] = string(r.Options.OriginalRecipientType) + ";" + r.Options.OriginalRecipient
+	}
+	want := map[string]string{
+		"a@ok.example": "RFC822;Alias@Old.example",
+		"b@ok.example": "UTF-8;jørn@old.example",
+		// An address type SMTP cannot carry on is dropped, not refused.
+		"c@ok.example": ";",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ORCPT as received = %v, want %v", got, want)
+	}
+}

@@ -238,7 +238,10 @@ type Recipient struct {
 	// Notify is the RFC 3461 NOTIFY parameter; zero when not given.
 	Notify Notify `json:",omitempty"`
 	// ORcpt is the RFC 3461 §4.2 ORCPT parameter, "type;address" with the
-	// address decoded from xtext; empty when not given.
+	// address decoded from xtext (and, for the utf-8 type, from its RFC
+	// 6533 §3 form: go-smtp's RcptOptions give it so); empty when not
+	// given. Addresses of type rfc822 and utf-8 are passed on to the next
+	// hop; other types only appear in our own DSNs.
 	ORcpt string `json:",omitempty"`
 
 	State State `json:",omitempty"`

@@ -32,7 +32,7 @@ func deliveryMessage(env *Envelope) delivery.Message {
 }
 
 func deliveryRecipient(r *Recipient) delivery.Recipient {
-	d := delivery.Recipient{Address: r.Addr, ORcpt: r.ORcpt}
+	d := delivery.Recipient{Address: r.Addr, ORcpt: orcptAddress(r.ORcpt)}
 	for _, k := range []struct {
 		bit Notify
 		kw  smtp.DSNNotify
@@ -42,6 +42,22 @@ func deliveryRecipient(r *Recipient) delivery.Recipient {
 		}
 	}
 	return d
+}
+
+// orcptAddress returns the address of a stored ORCPT ("type;address") for
+// delivery.Recipient.ORcpt, which takes the bare address and chooses the
+// type itself (rfc822, or utf-8 for a UTF-8 address, RFC 6533 §3). An
+// address of another type (x400, ...) cannot be passed on through that
+// interface, though RFC 3461 §5.2.1 asks a relay to pass ORCPT on: it is
+// dropped rather than failing the recipient (our own DSNs still report it
+// as Original-Recipient).
+func orcptAddress(orcpt string) string {
+	typ, addr, ok := strings.Cut(orcpt, ";")
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	if !ok || typ != "rfc822" && typ != "utf-8" {
+		return ""
+	}
+	return strings.TrimSpace(addr)
 }
 
 // resultFor finds the result for the i-th recipient of a task, or makes

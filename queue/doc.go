@@ -80,6 +80,14 @@
 //     failure, as RFC 3463 asks for X.4.7 ("the code for the actual
 //     problem ... should be returned rather than this code"); 4.4.7 only
 //     when there was none.
+//   - Internationalized DSNs (RFC 6533): a DSN about a message that needed
+//     SMTPUTF8 (UTF-8 in its header or an envelope address) is
+//     multipart/report; report-type=global-delivery-status, with
+//     message/global-delivery-status and the original as
+//     message/global-headers or message/global; UTF-8 addresses are of the
+//     "utf-8" type, in the utf-8-addr-unitext form. Other DSNs stay 7-bit
+//     RFC 3464 ones: a UTF-8 ORCPT is written in the utf-8-addr-xtext form
+//     and non-ASCII in a server's reply becomes "?".
 //   - Diagnostic-Code has type "smtp" for a remote server's reply and
 //     "x-sealpost" for a failure of our own (DNS, a security requirement no
 //     host met). Remote text is made safe: line breaks cannot add fields.
@@ -122,7 +130,5 @@
 // # What it does not do
 //
 // It does not accept SMTP itself (the application's server calls
-// Enqueue), convert 8-bit content to 7 bits, expand aliases or lists, or
-// send DSNs in the RFC 6533 internationalized form (message/global-
-// delivery-status) for UTF-8 addresses.
+// Enqueue), convert 8-bit content to 7 bits, or expand aliases or lists.
 package queue

@@ -83,24 +83,33 @@ func (q *Queue) writeDSN(env *Envelope, reports []dsnRecipient, original []byte,
 	// RFC 3834 §5: a DSN is an automatic response.
 	hdr("Auto-Submitted", "auto-replied")
 	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", `multipart/report; report-type=delivery-status; boundary="`+boundary+`"`)
+	form := formOf(env)
+	hdr("Content-Type", `multipart/report; report-type=`+form.report+`; boundary="`+boundary+`"`)
 	b.WriteString("\r\nThis is a MIME-encapsulated delivery status notification.\r\n")
 
 	// Part 1: for people.
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
 	writeHuman(&b, host, env, reports)
 
+	part := func(typ string, eight bool) {
+		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: %s\r\n", boundary, typ)
+		if eight {
+			b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
+		}
+		b.WriteString("\r\n")
+	}
+
 	// Part 2: for programs (RFC 3464 §2).
-	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
-	writeStatus(&b, host, env, reports)
+	part(form.status, form.global)
+	writeStatus(&b, host, env, reports, form.global)
 
 	// Part 3: the original. RFC 3461 §4.3: RET=FULL returns the whole
 	// message, in failure DSNs only; otherwise the header is enough.
 	if failed && env.Ret == RetFull {
-		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/rfc822\r\n\r\n", boundary)
+		part(form.full, form.global || env.EightBit)
 		b.Write(toCRLF(original))
 	} else {
-		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
+		part(form.headers, form.global)
 		b.Write(bytes.TrimRight(toCRLF(headerOf(original)), "\r\n"))
 		b.WriteString("\r\n")
 	}
@@ -152,12 +161,12 @@ func humanReason(d dsnRecipient) string {
 	return field(s)
 }
 
-func writeStatus(b *bytes.Buffer, host string, env *Envelope, reports []dsnRecipient) {
+func writeStatus(b *bytes.Buffer, host string, env *Envelope, reports []dsnRecipient, global bool) {
 	hdr := func(name, value string) { fmt.Fprintf(b, "%s: %s\r\n", name, value) }
 	// RFC 3464 §2.2: the per-message fields.
-	hdr("Reporting-MTA", "dns; "+host)
+	hdr("Reporting-MTA", "dns; "+statusText(host, global))
 	if env.EnvID != "" {
-		hdr("Original-Envelope-Id", field(env.EnvID))
+		hdr("Original-Envelope-Id", statusText(env.EnvID, global))
 	}
 	hdr("Arrival-Date", env.Arrived.Format(time.RFC1123Z))
 	// RFC 3464 §2.3: one group of fields per recipient, each after a
@@ -166,17 +175,17 @@ func writeStatus(b *bytes.Buffer, host string, env *Envelope, reports []dsnRecip
 		r := &d.r
 		b.WriteString("\r\n")
 		if typ, addr, ok := strings.Cut(r.ORcpt, ";"); ok {
-			hdr("Original-Recipient", strings.TrimSpace(typ)+"; "+field(strings.TrimSpace(addr)))
+			hdr("Original-Recipient", typedAddress(typ, addr, global))
 		}
-		hdr("Final-Recipient", "rfc822; "+r.Addr)
+		hdr("Final-Recipient", typedAddress("rfc822", r.Addr, global))
 		hdr("Action", d.action)
 		hdr("Status", enhancedString(dsnStatus(d)))
 		if r.Last.RemoteMTA != "" {
-			hdr("Remote-MTA", "dns; "+r.Last.RemoteMTA)
+			hdr("Remote-MTA", "dns; "+statusText(r.Last.RemoteMTA, global))
 			// RFC 3464 §2.3.6: the remote server's own words.
-			hdr("Diagnostic-Code", "smtp; "+field(diagString(r.Last)))
+			hdr("Diagnostic-Code", "smtp; "+statusText(diagString(r.Last), global))
 		} else if r.Last.Text != "" {
-			hdr("Diagnostic-Code", "x-sealpost; "+field(diagString(r.Last)))
+			hdr("Diagnostic-Code", "x-sealpost; "+statusText(diagString(r.Last), global))
 		}
 		if !r.LastAttempt.IsZero() {
 			hdr("Last-Attempt-Date", r.LastAttempt.Format(time.RFC1123Z))

@@ -251,6 +251,8 @@ func rcpts(addrs ...string) []queue.Recipient {
 
 // dsn is a parsed delivery status notification.
 type dsn struct {
+	// Global says it is the RFC 6533 internationalized form.
+	Global     bool
 	Header     mail.Header
 	Human      string
 	PerMessage textproto.MIMEHeader
@@ -270,8 +272,9 @@ func parseDSN(t *testing.T, msg []byte) *dsn {
 		t.Fatalf("DSN is not a message: %v", err)
 	}
 	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/report" || params["report-type"] != "delivery-status" {
-		t.Fatalf("DSN Content-Type = %q (%v), want multipart/report; report-type=delivery-status", m.Header.Get("Content-Type"), err)
+	report := params["report-type"]
+	if err != nil || mt != "multipart/report" || report != "delivery-status" && report != "global-delivery-status" {
+		t.Fatalf("DSN Content-Type = %q (%v), want multipart/report; report-type=delivery-status or global-delivery-status", m.Header.Get("Content-Type"), err)
 	}
 	mr := multipart.NewReader(m.Body, params["boundary"])
 	var parts []*multipart.Part
@@ -298,10 +301,20 @@ func parseDSN(t *testing.T, msg []byte) *dsn {
 	for i, p := range parts {
 		types[i], _, _ = mime.ParseMediaType(p.Header.Get("Content-Type"))
 	}
-	if types[0] != "text/plain" || types[1] != "message/delivery-status" {
-		t.Fatalf("DSN part types = %v, want text/plain, message/delivery-status, ...", types)
+	if types[0] != "text/plain" || types[1] != "message/"+report {
+		t.Fatalf("DSN part types = %v, want text/plain, message/%s, ...", types, report)
 	}
-	d := &dsn{Header: m.Header, Human: string(bodies[0]), ReturnedType: types[2], Returned: bodies[2]}
+	d := &dsn{Global: report == "global-delivery-status", Header: m.Header, Human: string(bodies[0]), ReturnedType: types[2], Returned: bodies[2]}
+	// RFC 3464: the 7-bit form is ASCII; 8-bit parts of the global form
+	// (RFC 6533) say so.
+	for i, p := range parts[1:] {
+		if !isASCII(bodies[i+1]) && p.Header.Get("Content-Transfer-Encoding") != "8bit" {
+			t.Errorf("DSN part %s has 8-bit content without Content-Transfer-Encoding: 8bit", types[i+1])
+		}
+	}
+	if !d.Global && !isASCII(bodies[1]) {
+		t.Errorf("message/delivery-status has non-ASCII content:\n%s", bodies[1])
+	}
 	groups := bytes.Split(bytes.ReplaceAll(bodies[1], []byte("\r\n"), []byte("\n")), []byte("\n\n"))
 	for i, g := range groups {
 		g = bytes.TrimSpace(g)
@@ -321,10 +334,25 @@ func parseDSN(t *testing.T, msg []byte) *dsn {
 	return d
 }
 
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// recipient returns the group of fields about addr, or whose
+// Final-Recipient is addr when it has a type ("utf-8; ...").
 func (d *dsn) recipient(t *testing.T, addr string) textproto.MIMEHeader {
 	t.Helper()
+	want := addr
+	if !strings.Contains(addr, ";") {
+		want = "rfc822; " + addr
+	}
 	for _, r := range d.Recipients {
-		if r.Get("Final-Recipient") == "rfc822; "+addr {
+		if r.Get("Final-Recipient") == want {
 			return r
 		}
 	}

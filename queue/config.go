@@ -85,21 +85,11 @@ type Config struct {
 	// means one minute.
 	PollInterval time.Duration
 
-	// Daily, when set, is run by Run once a day for the previous UTC day,
-	// at a random time within DailyWindow after midnight UTC (and at
-	// start-up when that time has passed and it has not yet run that day):
-	// the hook for sending yesterday's TLS-RPT reports (RFC 8460 §4.1),
-	// e.g. func(ctx, day) error { return rep.SendDay(ctx, tlsrpt.DayOf(day)) }.
-	// It must be safe to run twice for a day. Nil runs nothing.
-	Daily func(ctx context.Context, day time.Time) error
 	// ReportBounced, when set, is told of each recipient of TLS-RPT report
 	// mail (SendReport) that failed permanently, with the reason:
 	// tlsrpt.Reporter.Bounced, which suppresses that rua for a while. Nil
 	// tells no one.
 	ReportBounced func(ctx context.Context, address, reason string) error
-	// DailyWindow spreads the daily run over the first hours of the day,
-	// so that senders do not all report at midnight. Zero means 4 hours.
-	DailyWindow time.Duration
 
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time

@@ -103,9 +103,20 @@
 //
 // The queue implements tlsrpt.MailSender: report mail is queued as
 // KindReport and delivered without enforcing the recipient's TLS policy,
-// with its sessions not recorded (RFC 8460 §3). Config.Daily is the hook
-// Run calls once a day, at a random time early in the UTC day, to submit
-// yesterday's reports.
+// with its sessions not recorded (RFC 8460 §3). The reports themselves are
+// the tlsrpt.Reporter's to schedule: run its Run next to Queue.Run, with
+// the queue as its MailSender and Reporter.Bounced as Config.ReportBounced.
+// Reporter.Run sends each day's reports at a random time early in the next
+// UTC day (RFC 8460 §4.1), retries failed submissions with back-off within
+// the day (§5.5) and drops old counts; the queue has no daily job of its
+// own.
+//
+//	rep, _ := tlsrpt.NewReporter(tlsrpt.Config{
+//		OrganizationName: "Example", Submitter: "example.org",
+//		Store: store, MailSender: q, MailSigner: signer, // store: a *boltstore.Store
+//	})
+//	go rep.Run(ctx)
+//	q.Run(ctx)
 //
 // # Observing
 //

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/queue"
@@ -39,37 +38,5 @@ func TestSendReport(t *testing.T) {
 	var re *queue.RejectError
 	if !errors.As(err, &re) || re.Temporary() {
 		t.Errorf("SendReport without recipients = %v, want a permanent error", err)
-	}
-}
-
-func TestDailyJobRunsForYesterday(t *testing.T) {
-	days := make(chan time.Time, 10)
-	h := newHarness(t, func(c *queue.Config) {
-		c.Daily = func(_ context.Context, day time.Time) error { days <- day; return nil }
-		c.DailyWindow = time.Hour
-	})
-	// The clock starts at noon: today's slot has passed, so the job catches
-	// up at start-up.
-	want := time.Date(2025, 2, 28, 0, 0, 0, 0, time.UTC)
-	select {
-	case d := <-days:
-		if !d.Equal(want) {
-			t.Errorf("first run for %v, want %v", d, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daily job did not run at start-up")
-	}
-	time.Sleep(20 * time.Millisecond)
-	if len(days) != 0 {
-		t.Fatalf("the daily job ran again the same day")
-	}
-	h.clock.Advance(24 * time.Hour)
-	select {
-	case d := <-days:
-		if !d.Equal(want.Add(24 * time.Hour)) {
-			t.Errorf("second run for %v, want %v", d, want.Add(24*time.Hour))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the daily job did not run the next day")
 	}
 }

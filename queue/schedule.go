@@ -73,7 +73,6 @@ type scheduler struct {
 	stopping   bool
 	outcomes   chan outcome
 	finalized  chan ID
-	daily      dailyState
 }
 
 // Run delivers the queue's messages until ctx is cancelled or Shutdown is
@@ -128,7 +127,6 @@ func (q *Queue) Run(ctx context.Context) error {
 		outcomes:  make(chan outcome, q.workers()),
 		finalized: make(chan ID, q.workers()),
 	}
-	s.daily.init(q)
 	return s.loop(ctx, stop)
 }
 
@@ -178,8 +176,6 @@ func (s *scheduler) loop(ctx context.Context, stop <-chan struct{}) error {
 		sleep := poll
 		if !s.stopping {
 			sleep = s.fill(poll)
-			s.daily.maybeRun(s.work, s.q.now())
-			sleep = min(sleep, s.daily.until(s.q.now()))
 		}
 		if s.stopping && s.running == 0 && s.finalizing == 0 {
 			return ctx.Err()

@@ -49,7 +49,9 @@ func (q *Queue) notification(m *active) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsn := q.prepare(&Envelope{Recipients: []Recipient{{Addr: env.From}}}, KindDSN, signed)
+	// RFC 8689 §5: a bounce of a REQUIRETLS message holds part of it (at
+	// least its header), so it travels under REQUIRETLS too.
+	dsn := q.prepare(&Envelope{Recipients: []Recipient{{Addr: env.From}}, RequireTLS: env.RequireTLS}, KindDSN, signed)
 	return &Entry{Envelope: dsn, Body: signed}, nil
 }
 

@@ -47,8 +47,10 @@ type sent struct {
 	Rcpts  []delivery.Recipient
 	Body   []byte
 	Report bool
-	Return smtp.DSNReturn
-	EnvID  string
+	// RequireTLS is the message's REQUIRETLS flag.
+	RequireTLS bool
+	Return     smtp.DSNReturn
+	EnvID      string
 }
 
 // scripted is a Deliverer whose replies are set per recipient: each
@@ -125,7 +127,7 @@ func (s *scripted) Deliver(ctx context.Context, m *delivery.Message) ([]delivery
 		results = append(results, res)
 	}
 	if len(accepted) > 0 {
-		s.sent = append(s.sent, sent{From: m.From, Rcpts: accepted, Body: body, Report: m.TLSReport, Return: m.Return, EnvID: m.EnvID})
+		s.sent = append(s.sent, sent{From: m.From, Rcpts: accepted, Body: body, Report: m.TLSReport, RequireTLS: m.RequireTLS, Return: m.Return, EnvID: m.EnvID})
 	}
 	return results, nil
 }

@@ -126,6 +126,25 @@ func TestBounceWithRetFullReturnsMessage(t *testing.T) {
 	}
 }
 
+func TestBounceOfREQUIRETLSMessageRequiresTLS(t *testing.T) {
+	h := newHarness(t, nil)
+	h.d.set("gone@example.com", delivery.PermanentFailure)
+	h.d.set("plain@example.com", delivery.PermanentFailure)
+	enqueue(t, h.q, &queue.Envelope{From: "alice@example.org", RequireTLS: true, Recipients: rcpts("gone@example.com")})
+	enqueue(t, h.q, &queue.Envelope{From: "carol@example.org", Recipients: rcpts("plain@example.com")})
+	waitFor(t, "the DSNs", func() bool {
+		return len(h.d.to("alice@example.org")) == 1 && len(h.d.to("carol@example.org")) == 1
+	})
+	// RFC 8689 §5: the bounce carries the original's header, which the
+	// sender wanted kept off unprotected links, so it asks for the same.
+	if !h.d.to("alice@example.org")[0].RequireTLS {
+		t.Error("the DSN of a REQUIRETLS message was queued without REQUIRETLS")
+	}
+	if h.d.to("carol@example.org")[0].RequireTLS {
+		t.Error("the DSN of an ordinary message was queued with REQUIRETLS")
+	}
+}
+
 func TestExpiryBounces(t *testing.T) {
 	h := newHarness(t, func(c *queue.Config) { c.MaxAge = 2 * time.Hour })
 	h.d.set("slow@example.com", delivery.TemporaryFailure, delivery.TemporaryFailure, delivery.TemporaryFailure,

@@ -28,8 +28,10 @@ func buildWorld(scs []scenario) (*world, error) {
 	}
 	w := &world{World: tw, sinks: map[string]*testenv.SMTPServer{},
 		attackers: map[string]*testenv.Attacker{}}
-	// The sender's own MX host receives the bounces, over DANE.
-	own := scenario{Domain: sender, Zone: testenv.Secure, TLSA: true}
+	// The sender's own MX host receives the bounces, over DANE. It
+	// advertises REQUIRETLS: the bounce of a REQUIRETLS message asks for it
+	// too (RFC 8689 §5).
+	own := scenario{Domain: sender, Zone: testenv.Secure, TLSA: true, REQUIRETLS: true}
 	for _, sc := range append([]scenario{own}, scs...) {
 		if err := w.add(sc); err != nil {
 			w.Close()

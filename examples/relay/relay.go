@@ -108,9 +108,9 @@ func (r *Relay) checkResolver(ctx context.Context) {
 // wire builds the MTA-STS client (its cache in the store), the TLS-RPT
 // recorder, the delivery client, the queue and the reporter.
 //
-// The reporter runs on its own (tlsrpt.Reporter.Run) rather than through
-// queue.Config.Daily: Run also retries failed submissions within the day
-// (RFC 8460 §5.5) and drops old counts.
+// The reporter runs on its own (tlsrpt.Reporter.Run): it sends each day's
+// reports, retries failed submissions within the day (RFC 8460 §5.5) and
+// drops old counts.
 func (r *Relay) wire(env *Env) error {
 	cfg := r.cfg
 	r.mtasts = &sts.Client{

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/policyfile"
 )
 
 // Env is everything send takes from the machine it runs on: how it reaches
@@ -115,7 +116,7 @@ func fqdnFromHosts(r io.Reader, host string) string {
 // isFQDN reports whether name looks like a fully qualified public name:
 // a dot, and not one of the names that only mean "this machine".
 func isFQDN(name string) bool {
-	if !strings.Contains(name, ".") || checkDomain(name) != nil {
+	if !strings.Contains(name, ".") || policyfile.CheckDomain(name) != nil {
 		return false
 	}
 	for _, local := range []string{"localhost", ".localdomain", ".local", ".localhost", ".internal"} {

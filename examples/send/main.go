@@ -266,7 +266,7 @@ func send(ctx context.Context, cfg delivery.Config, o *options, env *Env) int {
 func ehloName(o *options, env *Env) (string, error) {
 	if o.ehlo != "" {
 		name := strings.TrimSuffix(strings.ToLower(o.ehlo), ".")
-		if err := checkDomain(name); err != nil && !isAddressLiteral(name) {
+		if err := policyfile.CheckDomain(name); err != nil && !isAddressLiteral(name) {
 			return "", fmt.Errorf("-ehlo %q: want a fully qualified domain name or an address literal: %v", o.ehlo, err)
 		}
 		return name, nil
@@ -305,33 +305,4 @@ func tracer(w io.Writer) func(delivery.TraceLine) {
 		defer mu.Unlock()
 		fmt.Fprintf(w, "%s[%s] %s %s\n", t.Host, t.IP, dir, clean(t.Line, 1000))
 	}
-}
-
-// checkDomain accepts a domain name of ASCII letter-digit-hyphen labels
-// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows).
-func checkDomain(name string) error {
-	switch {
-	case name == "":
-		return errors.New("empty domain name")
-	case len(name) > 253:
-		return fmt.Errorf("domain name of %d bytes: at most 253", len(name))
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q: labels must be 1 to 63 characters", name)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: a label may not start or end with a hyphen", name)
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-				if c >= 0x80 {
-					return fmt.Errorf("%q: internationalised names must be written as A-labels (xn--...)", name)
-				}
-				return fmt.Errorf("%q: character %q is not allowed in a host name", name, c)
-			}
-		}
-	}
-	return nil
 }

@@ -266,15 +266,16 @@ func sourceAddr(s string, v4 bool) (netip.Addr, error) {
 // internationalised names, which delivery compares against).
 func domainKey(key string) (string, error) {
 	name := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(key)), ".")
-	if err := checkDomain(strings.TrimPrefix(name, ".")); err != nil {
+	if err := CheckDomain(strings.TrimPrefix(name, ".")); err != nil {
 		return "", err
 	}
 	return name, nil
 }
 
-// checkDomain accepts a domain name of ASCII letter-digit-hyphen labels
-// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows).
-func checkDomain(name string) error {
+// CheckDomain accepts a domain name of ASCII letter-digit-hyphen labels
+// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows); the
+// examples check the domains they are given with it too.
+func CheckDomain(name string) error {
 	switch {
 	case name == "":
 		return errors.New("empty domain name")

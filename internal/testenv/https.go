@@ -232,9 +232,12 @@ func (s *PolicyServer) servePolicy(w http.ResponseWriter, r *http.Request, domai
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
-			return
+			// The client gave up: send nothing at all. Returning would let
+			// net/http answer an empty 200 that a client racing its own
+			// deadline could still read as the policy.
+			panic(http.ErrAbortHandler)
 		case <-s.closing:
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 	h := w.Header()

@@ -147,7 +147,7 @@ func (s *DNSServer) Close() {
 // "example.com. 300 IN MX 10 mx.example.com.". Names may be relative to
 // the origin. A zone's SOA is made up when none is given.
 func (s *DNSServer) Zone(origin string, sec Security, records ...string) error {
-	origin = dns.Fqdn(strings.ToLower(origin))
+	origin = fqdn(origin)
 	z := &zone{origin: origin, security: sec, records: make(map[string][]dns.RR)}
 	for _, text := range records {
 		rr, err := parseRR(text, origin)
@@ -156,13 +156,8 @@ func (s *DNSServer) Zone(origin string, sec Security, records ...string) error {
 		}
 		z.add(rr)
 	}
-	if len(z.records[origin]) == 0 || !hasType(z.records[origin], dns.TypeSOA) {
-		base := strings.TrimSuffix(origin, ".")
-		soa, err := dns.NewRR(fmt.Sprintf("%s 300 IN SOA %s %s 1 3600 600 86400 60", origin, dns.Fqdn("ns."+base), dns.Fqdn("hostmaster."+base)))
-		if err != nil {
-			return fmt.Errorf("testenv: SOA for %s: %w", origin, err)
-		}
-		z.add(soa)
+	if !hasType(z.records[origin], dns.TypeSOA) {
+		z.add(madeUpSOA(origin))
 	}
 	s.mu.Lock()
 	s.zones[origin] = z
@@ -192,7 +187,7 @@ func (s *DNSServer) Add(records ...string) error {
 // Remove deletes every record of type qtype at name (all types when qtype
 // is 0).
 func (s *DNSServer) Remove(name string, qtype uint16) {
-	name = dns.Fqdn(strings.ToLower(name))
+	name = fqdn(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	z := s.zoneFor(name)
@@ -212,7 +207,7 @@ func (s *DNSServer) Remove(name string, qtype uint16) {
 func (s *DNSServer) SetSecurity(origin string, sec Security) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if z := s.zones[dns.Fqdn(strings.ToLower(origin))]; z != nil {
+	if z := s.zones[fqdn(origin)]; z != nil {
 		z.security = sec
 	}
 }
@@ -220,7 +215,7 @@ func (s *DNSServer) SetSecurity(origin string, sec Security) {
 // SetFault makes questions for name and qtype fail; an empty name matches
 // every name and qtype 0 every type. NoFault removes the fault.
 func (s *DNSServer) SetFault(name string, qtype uint16, f Fault) {
-	k := faultKey{dns.Fqdn(strings.ToLower(name)), qtype}
+	k := faultKey{fqdn(name), qtype}
 	if name == "" {
 		k.name = ""
 	}
@@ -262,7 +257,7 @@ func (s *DNSServer) SetTCP(v bool) {
 func (s *DNSServer) Queries(name string, qtype uint16) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.queries[faultKey{dns.Fqdn(strings.ToLower(name)), qtype}]
+	return s.queries[faultKey{fqdn(name), qtype}]
 }
 
 func parseRR(text, origin string) (dns.RR, error) {
@@ -290,10 +285,20 @@ func (z *zone) soa() dns.RR {
 		}
 	}
 	// Remove took the SOA away: answer with a made-up one.
-	return &dns.SOA{Hdr: dns.RR_Header{Name: z.origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
-		Ns: dns.Fqdn("ns." + strings.TrimSuffix(z.origin, ".")), Mbox: dns.Fqdn("hostmaster." + strings.TrimSuffix(z.origin, ".")),
+	return madeUpSOA(z.origin)
+}
+
+// madeUpSOA is the SOA a zone gets when none was given.
+func madeUpSOA(origin string) dns.RR {
+	base := strings.TrimSuffix(origin, ".")
+	return &dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
+		Ns: dns.Fqdn("ns." + base), Mbox: dns.Fqdn("hostmaster." + base),
 		Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 60}
 }
+
+// fqdn lower-cases a DNS name and makes it absolute, the form zones and
+// counters are keyed by.
+func fqdn(name string) string { return dns.Fqdn(strings.ToLower(name)) }
 
 func hasType(rrs []dns.RR, t uint16) bool {
 	for _, rr := range rrs {

@@ -117,7 +117,7 @@ func (w *World) Attack(ip string, opts AttackerOptions) (*Attacker, error) {
 // on the HTTPS server with a valid certificate for mta-sts.<domain>, and
 // the route to it. Change the response with w.Policies.Set afterwards.
 func (w *World) PublishSTS(domain, id, policy string) error {
-	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	domain = normalizeName(domain)
 	if err := w.DNS.Add(fmt.Sprintf(`_mta-sts.%s. 300 IN TXT "v=STSv1; id=%s"`, domain, id)); err != nil {
 		return err
 	}
@@ -131,11 +131,4 @@ func (w *World) PublishSTS(domain, id, policy string) error {
 func (w *World) PublishTLSA(host string, cert tls.Certificate) error {
 	sum := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
 	return w.DNS.Add(fmt.Sprintf("_25._tcp.%s 300 IN TLSA 3 1 1 %s", fqdn(host), hex.EncodeToString(sum[:])))
-}
-
-func fqdn(name string) string {
-	if strings.HasSuffix(name, ".") {
-		return strings.ToLower(name)
-	}
-	return strings.ToLower(name) + "."
 }

@@ -55,17 +55,7 @@ func clientVia(t *testing.T, d *Dialer, cfg *tls.Config) (*smtp.Client, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if cfg == nil {
-		c := smtp.NewClient(conn)
-		return c, c.Hello("client.example.org")
-	}
-	c, err := smtp.NewClientStartTLS(conn, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return c, c.Hello("client.example.org")
+	return greet(t, conn, cfg)
 }
 
 func TestAttackerStripSTARTTLS(t *testing.T) {

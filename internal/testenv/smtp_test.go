@@ -35,6 +35,12 @@ func dialSink(t *testing.T, addr string, cfg *tls.Config) (*smtp.Client, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return greet(t, conn, cfg)
+}
+
+// greet says EHLO on conn, running STARTTLS with cfg first when cfg is
+// set; conn is closed when the test ends.
+func greet(t *testing.T, conn net.Conn, cfg *tls.Config) (*smtp.Client, error) {
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if cfg == nil {
@@ -71,10 +77,16 @@ func send(c *smtp.Client, mopts *smtp.MailOptions, ropts *smtp.RcptOptions, rcpt
 	return "", nil
 }
 
+// smtpCode returns the reply code carried by a go-smtp or a textproto
+// error, or 0 when err is no SMTP reply.
 func smtpCode(err error) int {
 	var e *smtp.SMTPError
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code
 	}
 	return 0
 }
@@ -450,7 +462,7 @@ func TestSMTPGreeting554WaitsForQUIT(t *testing.T) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	tc := textproto.NewConn(conn)
-	if _, _, err := tc.ReadResponse(220); smtpCodeOf(err) != 554 {
+	if _, _, err := tc.ReadResponse(220); smtpCode(err) != 554 {
 		t.Fatalf("greeting: %v, want 554", err)
 	}
 	for _, step := range []struct {
@@ -464,14 +476,6 @@ func TestSMTPGreeting554WaitsForQUIT(t *testing.T) {
 			t.Errorf("%s: %d, want %d", step.cmd, code, step.want)
 		}
 	}
-}
-
-func smtpCodeOf(err error) int {
-	var e *textproto.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
 }
 
 // A sink standing in for the MX host 127.0.0.2, reached through a Dialer,

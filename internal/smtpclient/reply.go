@@ -81,9 +81,6 @@ func (r *Reply) EnhancedString() string {
 // Lines returns the text of each line of the reply, without the codes.
 func (r *Reply) Lines() []string { return append([]string(nil), r.lines...) }
 
-// errLineTooLong is reported for a reply line over maxReplyLine octets.
-var errLineTooLong = errors.New("reply line too long")
-
 // readReply reads one reply. An I/O failure is returned as it is (EOF in
 // the middle of a reply becomes io.ErrUnexpectedEOF); a reply that breaks
 // RFC 5321 §4.2 is a *ProtocolError with an empty Op. trace, when not nil,

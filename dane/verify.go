@@ -222,8 +222,9 @@ func keyIssuer(spki []byte) (*x509.Certificate, bool) {
 }
 
 // expired reports whether a certificate from the leaf up to the anchor
-// has expired at now, so that the failure is reported as
-// certificate-expired rather than as a generic validation failure.
+// (always one of certs: findAnchor returns a presented certificate) has
+// expired at now, so that the failure is reported as certificate-expired
+// rather than as a generic validation failure.
 func expired(certs []*x509.Certificate, anchor *x509.Certificate, now time.Time) bool {
 	for _, c := range certs {
 		if c != nil && now.After(c.NotAfter) {
@@ -233,7 +234,7 @@ func expired(certs []*x509.Certificate, anchor *x509.Certificate, now time.Time)
 			break
 		}
 	}
-	return anchor != nil && now.After(anchor.NotAfter)
+	return false
 }
 
 // referenceIDs returns the names a DANE-TA leaf may carry: RFC 7672 §3.2.3

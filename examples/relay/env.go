@@ -79,11 +79,7 @@ func (e *Env) logger(level string) (*slog.Logger, error) {
 			return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", level)
 		}
 	}
-	w := e.Stderr
-	if w == nil {
-		w = io.Discard
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewTextHandler(orDiscard(e.Stderr), &slog.HandlerOptions{Level: l})), nil
 }
 
 // resolver builds the resolver the configuration names, or takes env's.

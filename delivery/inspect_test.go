@@ -60,17 +60,3 @@ func TestInspectFieldInsideALongLineIsNotAField(t *testing.T) {
 		t.Error("text inside a long header line was taken for a field")
 	}
 }
-
-func TestNeedsSMTPUTF8(t *testing.T) {
-	m := &Message{From: "a@example.org"}
-	if m.needsSMTPUTF8([]Recipient{{Address: "b@example.com"}}) {
-		t.Error("ASCII envelope needs SMTPUTF8")
-	}
-	if !m.needsSMTPUTF8([]Recipient{{Address: "j\u00f6rg@example.com"}}) {
-		t.Error("UTF-8 recipient does not need SMTPUTF8")
-	}
-	m.From = "\u00e9@example.org"
-	if !m.needsSMTPUTF8(nil) {
-		t.Error("UTF-8 sender does not need SMTPUTF8")
-	}
-}

@@ -117,20 +117,6 @@ func (r Recipient) domain() (string, bool) {
 	return d, ok
 }
 
-// needsSMTPUTF8 reports whether the transaction to rcpts needs SMTPUTF8:
-// the header says so, or an envelope address is not ASCII (RFC 6531 §3.2).
-func (m *Message) needsSMTPUTF8(rcpts []Recipient) bool {
-	if m.SMTPUTF8 || !isASCII(m.From) {
-		return true
-	}
-	for _, r := range rcpts {
-		if !isASCII(r.Address) {
-			return true
-		}
-	}
-	return false
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {

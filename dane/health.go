@@ -87,22 +87,14 @@ func (r *Resolver) CheckHealth(ctx context.Context, probe string) (HealthReport,
 	report := HealthReport{Probe: probe}
 	for _, srv := range r.servers {
 		h := Health{Server: srv.addr, Trusted: srv.trusted}
-		msg, err := r.exchangeOne(ctx, srv, probe, dns.TypeSOA, "udp")
-		if err == nil && msg.Rcode != dns.RcodeSuccess {
-			err = fmt.Errorf("rcode %s", dns.RcodeToString[msg.Rcode])
-		}
-		if err != nil {
+		if msg, err := r.probe(ctx, srv, probe, "udp"); err != nil {
 			h.Err = err
 		} else {
 			h.Answers = true
 			h.Validates = msg.AuthenticatedData
 			h.RRSIGs = coversType(msg.Answer, dns.TypeSOA)
 		}
-		msg, err = r.exchangeOne(ctx, srv, probe, dns.TypeSOA, "tcp")
-		if err == nil && msg.Rcode != dns.RcodeSuccess {
-			err = fmt.Errorf("rcode %s", dns.RcodeToString[msg.Rcode])
-		}
-		if err == nil {
+		if _, err := r.probe(ctx, srv, probe, "tcp"); err == nil {
 			h.TCP = true
 		} else if h.Err == nil {
 			h.Err = fmt.Errorf("over TCP: %w", err)
@@ -110,6 +102,16 @@ func (r *Resolver) CheckHealth(ctx context.Context, probe string) (HealthReport,
 		report.Servers = append(report.Servers, h)
 	}
 	return report, nil
+}
+
+// probe asks one resolver for the SOA of probe over network; an answer
+// other than NOERROR is a failure.
+func (r *Resolver) probe(ctx context.Context, srv resolvedServer, probe, network string) (*dns.Msg, error) {
+	msg, err := r.exchangeOne(ctx, srv, probe, dns.TypeSOA, network)
+	if err == nil && msg.Rcode != dns.RcodeSuccess {
+		return nil, fmt.Errorf("rcode %s", dns.RcodeToString[msg.Rcode])
+	}
+	return msg, err
 }
 
 func coversType(rrs []dns.RR, t uint16) bool {

@@ -159,13 +159,15 @@ func (t *tracker) wait(ctx context.Context) error {
 }
 
 // last returns the latest state the queue reported for recipient addr of
-// message id, and result the delivery result of its latest attempt.
+// message id.
 func (t *tracker) last(id queue.ID, addr string) queue.Recipient {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.seen[key(id, addr)]
 }
 
+// result returns the delivery result of the latest attempt on recipient
+// addr of message id.
 func (t *tracker) result(id queue.ID, addr string) delivery.Result {
 	t.mu.Lock()
 	defer t.mu.Unlock()

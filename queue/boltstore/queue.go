@@ -77,6 +77,11 @@ func (t txn) load(id queue.ID) (*record, error) {
 	if v == nil {
 		return nil, queue.ErrNotFound
 	}
+	return decode(id, v)
+}
+
+// decode reads the msg bucket's value v for id.
+func decode(id queue.ID, v []byte) (*record, error) {
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("boltstore: message %s: stored record unreadable: %w", id, err)
@@ -378,14 +383,13 @@ func (s *Store) List(ctx context.Context, after queue.ID, limit int) ([]*queue.E
 	}
 	var out []*queue.Envelope
 	err := s.db.View(func(tx *bolt.Tx) error {
-		t := queueTxn(tx)
-		c := t.msg.Cursor()
-		k, _ := c.Seek([]byte(after))
+		c := tx.Bucket(bucketMsg).Cursor()
+		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == string(after) {
-			k, _ = c.Next()
+			k, v = c.Next()
 		}
-		for ; k != nil && len(out) < limit; k, _ = c.Next() {
-			r, err := t.load(queue.ID(k))
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			r, err := decode(queue.ID(k), v)
 			if err != nil {
 				return err
 			}

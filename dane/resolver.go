@@ -315,7 +315,6 @@ func (r *Resolver) cacheLifetime(e cacheEntry) time.Duration {
 	if maxTTL <= 0 {
 		maxTTL = defaultMaxTTL
 	}
-	var de *DNSError
 	switch {
 	case e.answer == nil: // temporary or bogus
 		if r.FailureTTL < 0 {
@@ -325,7 +324,7 @@ func (r *Resolver) cacheLifetime(e cacheEntry) time.Duration {
 			return defaultFailureTTL
 		}
 		return r.FailureTTL
-	case errors.As(e.err, &de):
+	case e.err != nil: // NXDOMAIN or no data
 		return min(time.Duration(e.answer.TTL)*time.Second, maxTTL, maxNegativeTTL)
 	default:
 		return min(time.Duration(e.answer.TTL)*time.Second, maxTTL)

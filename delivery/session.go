@@ -147,7 +147,7 @@ func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
 	if notSupported && req.record {
 		// RFC 8460 §4.3.1, for DANE hosts too: "dane-required" (§4.3.2.1)
 		// means a sender demanding DANE of a host without TLSA records.
-		c.record(req.report, c.failureOf(tlsrpt.ResultSTARTTLSNotSupported, "", &s.info), &s.info)
+		c.record(req.report, &tlsrpt.Failure{ResultType: tlsrpt.ResultSTARTTLSNotSupported}, &s.info)
 	}
 	if req.Level == Opportunistic {
 		return nil
@@ -173,7 +173,7 @@ func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) e
 		if f == nil {
 			// The handshake itself failed (no shared version or cipher, a
 			// reset): RFC 8460 §4.3.1 has only the general type for it.
-			f = c.failureOf(tlsrpt.ResultValidationFailure, handshakeReason(err), info)
+			f = &tlsrpt.Failure{ResultType: tlsrpt.ResultValidationFailure, FailureReasonCode: handshakeReason(err)}
 		}
 		c.record(req.report, f, info)
 	}
@@ -275,13 +275,8 @@ func handshakeReason(err error) string {
 	return "tls-handshake-failed"
 }
 
-// failureOf builds the RFC 8460 failure details of a session.
-func (c *Client) failureOf(rt tlsrpt.ResultType, reason string, info *Session) *tlsrpt.Failure {
-	return &tlsrpt.Failure{ResultType: rt, SendingMTAIP: info.LocalIP, ReceivingMXHostname: info.MXHost,
-		ReceivingMXHelo: info.HELO, ReceivingIP: info.IP, FailureReasonCode: reason}
-}
-
-// record hands a session to the TLS-RPT recorder.
+// record hands a session to the TLS-RPT recorder; a failure that names no
+// MX host gets the session's host and addresses (RFC 8460 §4.4).
 func (c *Client) record(p tlsrpt.Policy, f *tlsrpt.Failure, info *Session) {
 	if c.cfg.TLSRPT == nil {
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -236,12 +237,7 @@ func (s *scanner) array(path string, sh *shape) error {
 }
 
 func fieldList(sh *shape) string {
-	var names []string
-	for name := range sh.fields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(sh.fields)), ", ")
 }
 
 func (s *scanner) errAt(off int64, path, reason string) *Error {

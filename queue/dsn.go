@@ -228,8 +228,6 @@ func enhancedString(e [3]int) string {
 	return strconv.Itoa(e[0]) + "." + strconv.Itoa(e[1]) + "." + strconv.Itoa(e[2])
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // maxField bounds a field value written into a DSN, well inside RFC 5322's
 // 998-character line limit.
 const maxField = 900

@@ -1,18 +1,15 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/delivery"
 )
-
-// bytesReaderAt gives a delivery the stored content.
-func bytesReaderAt(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // deliveryMessage is the part of a delivery.Message every domain's
 // delivery of env shares.
@@ -208,7 +205,7 @@ func diagString(d Diagnostic) string {
 		s = enhancedString(d.Enhanced) + " " + s
 	}
 	if d.Code != 0 {
-		s = itoa(d.Code) + " " + s
+		s = strconv.Itoa(d.Code) + " " + s
 	}
 	return s
 }

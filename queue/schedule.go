@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -325,7 +326,7 @@ func (s *scheduler) run(t *task) {
 		f(t.msg.env.ID, t.domain, len(t.idx))
 	}
 	dm := t.dm
-	dm.Body, dm.Size = bytesReaderAt(body), int64(len(body))
+	dm.Body, dm.Size = bytes.NewReader(body), int64(len(body))
 	o.results, o.err = s.q.cfg.Deliverer.Deliver(s.work, &dm)
 	o.at = s.q.now()
 	// A delivery cut short by a hard stop is not held against the

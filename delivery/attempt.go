@@ -125,8 +125,7 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 			// REQUIRETLS message without the MAIL parameter (RFC 8689
 			// §4.2.1), nor the reverse.
 			s.info.Requirement = *req
-		}
-		if !reused {
+		} else {
 			// The pool gave a slot: dial until an address answers.
 			if addrs == nil {
 				if addrs, err = c.addresses(ctx, a.d.t, host); err != nil {
@@ -173,7 +172,7 @@ func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
 	} else {
 		a.c.pool.discard(s)
 	}
-	return out.err != nil && errors.Is(out.err, smtpclient.ErrConnLost)
+	return errors.Is(out.err, smtpclient.ErrConnLost)
 }
 
 // hostFailed notes why a host or address was not used.
@@ -230,10 +229,7 @@ func (a *attempt) summary() *Error {
 			best, bestRank = f.err, r
 		}
 	}
-	msg := best.Message
-	if n := len(a.failures); n > 1 {
-		msg = fmt.Sprintf("%s (and %d more failures)", msg, n-1)
-	}
+	msg := fmt.Sprintf("%s (and %d more failures)", best.Message, len(a.failures)-1)
 	return &Error{Temporary: best.Temporary, Code: best.Code, Enhanced: best.Enhanced, Message: msg,
 		Remote: best.Remote, Err: errors.Join(errs...)}
 }

@@ -124,12 +124,8 @@ func (c *Client) Deliver(ctx context.Context, msg *Message) ([]Result, error) {
 
 var codeBadMailbox = smtp.EnhancedCode{5, 1, 3} // bad destination mailbox address syntax
 
-// setFailure fills r from a failure of our own.
-func setFailure(r *Result, err error) {
-	var de *Error
-	if !errors.As(err, &de) {
-		de = failure(451, smtp.EnhancedCode{4, 4, 0}, err, "delivery failed")
-	}
+// setFailure fills r from a failure.
+func setFailure(r *Result, de *Error) {
 	r.Status = PermanentFailure
 	if de.Temporary {
 		r.Status = TemporaryFailure

@@ -98,12 +98,15 @@ func ParseNotify(s string) (Notify, error) {
 			return 0, fmt.Errorf("queue: NOTIFY keyword %q: want NEVER, SUCCESS, FAILURE or DELAY", kw)
 		}
 	}
-	// RFC 3461 §4.1: NEVER must appear alone.
-	if n&NotifyNever != 0 && n != NotifyNever {
+	if !n.valid() {
 		return 0, fmt.Errorf("queue: NOTIFY %q: NEVER combined with other keywords", s)
 	}
 	return n, nil
 }
+
+// valid reports whether n is a NOTIFY value RFC 3461 §4.1 allows: NEVER
+// must appear alone.
+func (n Notify) valid() bool { return n&NotifyNever == 0 || n == NotifyNever }
 
 // String returns the NOTIFY parameter value, or "" for the zero value.
 func (n Notify) String() string {

@@ -145,8 +145,7 @@ func (q *Queue) check(env *Envelope, body []byte) error {
 		if err := checkAddr(r.Addr); err != nil {
 			return reject("recipient %q: %v", r.Addr, err)
 		}
-		// RFC 3461 §4.1: NEVER must appear alone.
-		if r.Notify&NotifyNever != 0 && r.Notify != NotifyNever {
+		if !r.Notify.valid() {
 			return reject("recipient %q: NOTIFY=NEVER combined with %v", r.Addr, r.Notify)
 		}
 		if strings.ContainsAny(r.ORcpt, "\r\n") {

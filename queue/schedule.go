@@ -221,10 +221,10 @@ func (s *scheduler) fill(poll time.Duration) time.Duration {
 			f(n, len(s.active))
 		}
 		room := limit - len(s.active)
-		if next.IsZero() || next.After(now) || room <= 0 {
-			if next.IsZero() || room <= 0 {
-				return poll
-			}
+		switch {
+		case next.IsZero() || room <= 0:
+			return poll
+		case next.After(now):
 			return min(poll, next.Sub(now))
 		}
 		envs, err := s.q.store.Claim(s.work, now, now.Add(lease), min(room, claimBatch))

@@ -42,7 +42,11 @@ func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
 	s.info.DSN, _ = s.conn.Extension("DSN")
 	a.last = s.info
 	var out outcome
-	settling := slices.Clone(a.pending)
+	observe := c.cfg.Observer.Transaction
+	var settling []int // the recipients this transaction carries, for the Observer
+	if observe != nil {
+		settling = slices.Clone(a.pending)
+	}
 	for len(a.pending) > 0 {
 		env := a.envelope(&s.info.Requirement)
 		res, err := s.conn.Send(ctx, env, a.body())
@@ -60,14 +64,14 @@ func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
 	}
 	s.messages++
 	out.reusable = s.conn.Err() == nil && s.messages < c.maxMessages()
-	if f := c.cfg.Observer.Transaction; f != nil {
+	if observe != nil {
 		var results []Result
 		for _, i := range settling {
 			if !slices.Contains(a.pending, i) {
 				results = append(results, a.results[i])
 			}
 		}
-		f(s.info, results, c.now().Sub(start))
+		observe(s.info, results, c.now().Sub(start))
 	}
 	return out
 }

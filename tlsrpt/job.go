@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -360,15 +359,4 @@ func (r *Reporter) Run(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-// describe says in a few words what happened to a submission, for logs
-// and tests.
-func (s *Submission) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: attempt %d, outcome %q", s.Day, s.Domain, s.Attempts, s.Outcome)
-	for _, d := range s.Destinations {
-		fmt.Fprintf(&b, "; %s delivered=%v permanent=%v %s", d.URI, !d.Delivered.IsZero(), d.Permanent, d.Error)
-	}
-	return b.String()
 }

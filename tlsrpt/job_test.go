@@ -430,3 +430,14 @@ func TestMailDestinationWithoutMailSender(t *testing.T) {
 		t.Fatalf("our own configuration suppressed a destination: %+v", sups)
 	}
 }
+
+// describe says in a few words what happened to a submission, for test
+// failures.
+func (s *Submission) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: attempt %d, outcome %q", s.Day, s.Domain, s.Attempts, s.Outcome)
+	for _, d := range s.Destinations {
+		fmt.Fprintf(&b, "; %s delivered=%v permanent=%v %s", d.URI, !d.Delivered.IsZero(), d.Permanent, d.Error)
+	}
+	return b.String()
+}

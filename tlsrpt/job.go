@@ -103,7 +103,6 @@ type Reporter struct {
 	cfg    Config
 	store  Store
 	header ReportHeader
-	from   string
 	http   *http.Client
 	rng    *rand.Rand
 	log    *slog.Logger
@@ -129,8 +128,7 @@ func NewReporter(cfg Config) (*Reporter, error) {
 	if cfg.MailFrom == "" {
 		cfg.MailFrom = cfg.ContactInfo
 	}
-	r := &Reporter{cfg: cfg, store: cfg.Store, http: cfg.HTTPClient, rng: cfg.Rand, log: cfg.Logger,
-		from: cfg.MailFrom}
+	r := &Reporter{cfg: cfg, store: cfg.Store, http: cfg.HTTPClient, rng: cfg.Rand, log: cfg.Logger}
 	if r.store == nil {
 		if cfg.Recorder != nil {
 			r.store = cfg.Recorder.Store()

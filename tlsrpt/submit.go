@@ -362,13 +362,13 @@ func (r *Reporter) deliver(ctx context.Context, rua RUA, domain string, report *
 	if r.cfg.MailSender == nil {
 		return &SubmitError{URI: rua.URI, Permanent: true, Err: errNoMailSender}
 	}
-	m := reportMail{from: r.from, to: rua.Address, submitter: r.cfg.Submitter, policyDomain: domain,
+	m := reportMail{from: r.cfg.MailFrom, to: rua.Address, submitter: r.cfg.Submitter, policyDomain: domain,
 		report: report, gz: gz, date: r.cfg.Now()}
 	signed, err := r.cfg.MailSigner.Sign(m.compose())
 	if err != nil {
 		return &SubmitError{URI: rua.URI, Err: fmt.Errorf("DKIM signing: %w", err)}
 	}
-	if err := r.cfg.MailSender.SendReport(ctx, r.from, []string{rua.Address}, signed); err != nil {
+	if err := r.cfg.MailSender.SendReport(ctx, r.cfg.MailFrom, []string{rua.Address}, signed); err != nil {
 		return &SubmitError{URI: rua.URI, Permanent: isPermanent(err), Err: err}
 	}
 	return nil

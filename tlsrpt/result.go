@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,32 +33,24 @@ const (
 	ResultSTSWebPKIInvalid    ResultType = "sts-webpki-invalid"
 )
 
+// resultTypes is every result type RFC 8460 §4.3 defines, in the order the
+// RFC lists them: the one list ResultTypes and Known read.
+var resultTypes = [...]ResultType{
+	ResultSTARTTLSNotSupported, ResultCertificateHostMismatch,
+	ResultCertificateExpired, ResultCertificateNotTrusted,
+	ResultValidationFailure, ResultTLSAInvalid, ResultDNSSECInvalid,
+	ResultDANERequired, ResultSTSPolicyFetchError, ResultSTSPolicyInvalid,
+	ResultSTSWebPKIInvalid,
+}
+
 // ResultTypes returns every result type RFC 8460 §4.3 defines, in the
 // order the RFC lists them.
-func ResultTypes() []ResultType {
-	return []ResultType{
-		ResultSTARTTLSNotSupported, ResultCertificateHostMismatch,
-		ResultCertificateExpired, ResultCertificateNotTrusted,
-		ResultValidationFailure, ResultTLSAInvalid, ResultDNSSECInvalid,
-		ResultDANERequired, ResultSTSPolicyFetchError, ResultSTSPolicyInvalid,
-		ResultSTSWebPKIInvalid,
-	}
-}
+func ResultTypes() []ResultType { return slices.Clone(resultTypes[:]) }
 
 // Known reports whether t is one of the result types RFC 8460 defines.
 // Received reports may carry others (a later registration, a sender's
 // own); they are kept as they are.
-func (t ResultType) Known() bool {
-	switch t {
-	case ResultSTARTTLSNotSupported, ResultCertificateHostMismatch,
-		ResultCertificateExpired, ResultCertificateNotTrusted,
-		ResultValidationFailure, ResultTLSAInvalid, ResultDNSSECInvalid,
-		ResultDANERequired, ResultSTSPolicyFetchError, ResultSTSPolicyInvalid,
-		ResultSTSWebPKIInvalid:
-		return true
-	}
-	return false
-}
+func (t ResultType) Known() bool { return slices.Contains(resultTypes[:], t) }
 
 // PolicyType is the "policy-type" of a report entry (RFC 8460 §4.4).
 type PolicyType string

@@ -19,8 +19,8 @@ import (
 type Config struct {
 	// Hostname is the name sent in EHLO (RFC 5321 §4.1.1.1); it should be
 	// a fully qualified name whose address records point back at the
-	// sending address. Empty means os.Hostname, or "localhost" when that
-	// fails.
+	// sending address. Empty means os.Hostname when it is fully qualified
+	// (has a dot), else "localhost".
 	Hostname string
 
 	// Resolver makes every DNS look-up (MX, addresses, TLSA; when MTASTS

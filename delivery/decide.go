@@ -53,6 +53,14 @@ type stsState struct {
 // enforced reports whether the policy is in enforce mode.
 func (s *stsState) enforced() bool { return s.policy != nil && s.policy.Mode == sts.ModeEnforce }
 
+// name names the policy in reasons and errors.
+func (s *stsState) name() string {
+	if s.preloaded {
+		return "preloaded policy"
+	}
+	return "MTA-STS policy"
+}
+
 // decision is one domain's context for deciding its hosts' requirements.
 type decision struct {
 	t     *target
@@ -201,10 +209,10 @@ func (c *Client) decideSTS(d *decision, req *Requirement) error {
 	}
 	req.STS, req.STSMatch = p, p.Match(req.Host)
 	req.Check, req.Basis, req.report = CheckWebPKI, BasisMTASTS, st.report
-	what := "MTA-STS policy"
 	if st.preloaded {
-		req.Basis, what = BasisPreloaded, "preloaded policy"
+		req.Basis = BasisPreloaded
 	}
+	what := st.name()
 	enforce := c.stsEnforced(d, req.Host)
 	req.Reason = fmt.Sprintf("%s of %s in %s mode (%s)", what, d.t.domain, p.Mode, st.source)
 	if !req.STSMatch {
@@ -262,10 +270,7 @@ func (c *Client) matchSTS(d *decision, req *Requirement) error {
 		req.STS, req.STSMatch = st.policy, true
 		return nil
 	}
-	what := "MTA-STS policy"
-	if st.preloaded {
-		what = "preloaded policy"
-	}
+	what := st.name()
 	if !c.stsEnforced(d, req.Host) {
 		req.Reason += fmt.Sprintf("; the host matches no mx pattern of the %s in %s mode, not enforced", what, st.policy.Mode)
 		return nil

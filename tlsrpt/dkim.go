@@ -73,26 +73,35 @@ func NewDKIMSigner(keys ...DKIMKey) (*DKIMSigner, error) {
 func (s *DKIMSigner) Sign(msg []byte) ([]byte, error) {
 	var sigs bytes.Buffer
 	for _, k := range s.keys {
-		signer, err := dkim.NewSigner(&dkim.SignOptions{
-			Domain:                 k.Domain,
-			Selector:               k.Selector,
-			Signer:                 k.Signer,
-			Hash:                   crypto.SHA256,
-			HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-			BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-			HeaderKeys:             headersToSign,
-		})
+		sig, err := signature(k, msg)
 		if err != nil {
 			return nil, fmt.Errorf("tlsrpt: DKIM signing as %s._domainkey.%s: %w", k.Selector, k.Domain, err)
 		}
-		if _, err := signer.Write(msg); err != nil {
-			signer.Close()
-			return nil, fmt.Errorf("tlsrpt: DKIM signing as %s._domainkey.%s: %w", k.Selector, k.Domain, err)
-		}
-		if err := signer.Close(); err != nil {
-			return nil, fmt.Errorf("tlsrpt: DKIM signing as %s._domainkey.%s: %w", k.Selector, k.Domain, err)
-		}
-		sigs.WriteString(signer.Signature())
+		sigs.WriteString(sig)
 	}
 	return append(sigs.Bytes(), msg...), nil
+}
+
+// signature returns the DKIM-Signature header field of msg by k.
+func signature(k DKIMKey, msg []byte) (string, error) {
+	signer, err := dkim.NewSigner(&dkim.SignOptions{
+		Domain:                 k.Domain,
+		Selector:               k.Selector,
+		Signer:                 k.Signer,
+		Hash:                   crypto.SHA256,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             headersToSign,
+	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := signer.Write(msg); err != nil {
+		signer.Close()
+		return "", err
+	}
+	if err := signer.Close(); err != nil {
+		return "", err
+	}
+	return signer.Signature(), nil
 }

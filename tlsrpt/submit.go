@@ -202,15 +202,16 @@ func (r *Reporter) submitDomain(ctx context.Context, day Day, domain string, sup
 		return true, fmt.Errorf("tlsrpt: claiming the report of %s for %s: %w", day, domain, err)
 	}
 
+	// RFC 8460 §5.5: redelivery for up to 24 hours after the first attempt.
+	end := sub.First.Add(r.cfg.RetryPeriod)
 	outcome, attemptErr := r.attempt(ctx, &sub, sups)
-	if outcome == "" && !now.Before(sub.First.Add(r.cfg.RetryPeriod)) {
-		// RFC 8460 §5.5: redelivery for up to 24 hours after the first attempt.
+	if outcome == "" && !now.Before(end) {
 		outcome = OutcomeFailed
 	}
 	// RFC 8460 §5.5: exponential backoff, the last try when the retry
 	// period ends.
 	next := now.Add(r.backoff(sub.Attempts))
-	if end := sub.First.Add(r.cfg.RetryPeriod); next.After(end) {
+	if next.After(end) {
 		next = end
 	}
 	err = r.store.UpdateSubmission(context.WithoutCancel(ctx), day, domain, func(s *Submission) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -60,10 +61,7 @@ func (s *Store) AddCounts(ctx context.Context, batch []tlsrpt.Counts) error {
 	in := make([]tlsrpt.Counts, len(batch))
 	for i, c := range batch {
 		in[i] = c
-		in[i].Failures = make(map[tlsrpt.Failure]int64, len(c.Failures))
-		for f, n := range c.Failures {
-			in[i].Failures[f] = n
-		}
+		in[i].Failures = maps.Clone(c.Failures)
 	}
 	return s.c.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRPTCounts)

@@ -91,7 +91,10 @@ func (bw *benchWorld) client(b *testing.B, edit func(*Config)) *Client {
 	if edit != nil {
 		edit(&cfg)
 	}
-	c := NewClient(cfg)
+	c, err := NewClient(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { c.Close() })
 	return c
 }

@@ -35,8 +35,12 @@ type Client struct {
 }
 
 // NewClient returns a Client configured by cfg (see Config for what its
-// zero fields mean). Close it to end its idle sessions.
-func NewClient(cfg Config) *Client {
+// zero fields mean), or the problems Config.Validate finds in cfg. Close it
+// to end its idle sessions.
+func NewClient(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	c := &Client{cfg: cfg, hostname: cfg.Hostname, resolver: cfg.Resolver, dane: cfg.DANE, sts: cfg.MTASTS,
 		log: cfg.Logger, dial: cfg.Dial, daneCache: make(map[daneKey]daneEntry)}
 	if c.hostname == "" {
@@ -58,7 +62,7 @@ func NewClient(cfg Config) *Client {
 		c.sts = c.defaultSTS()
 	}
 	c.pool = newPool(cfg.MaxConnsPerHost, cfg.IdleTimeout, c.now)
-	return c
+	return c, nil
 }
 
 // Close closes the idle sessions kept for reuse and makes the sessions in

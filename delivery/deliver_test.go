@@ -421,7 +421,10 @@ func TestNextHop(t *testing.T) {
 }
 
 func TestDeliverRefusesUnusableMessages(t *testing.T) {
-	c := NewClient(Config{})
+	c, err := NewClient(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	for _, m := range []*Message{{}, {Recipients: []Recipient{{Address: "a@b"}}, Size: -1}, {Recipients: []Recipient{{Address: "a@b"}}, Size: 3}} {
 		if _, err := c.Deliver(context.Background(), m); err == nil {

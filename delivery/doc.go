@@ -148,7 +148,10 @@
 //
 // Example:
 //
-//	c := delivery.NewClient(delivery.Config{Hostname: "mail.example.org"})
+//	c, err := delivery.NewClient(delivery.Config{Hostname: "mail.example.org"})
+//	if err != nil {
+//		log.Fatal(err) // a *ConfigError per field that cannot work as written
+//	}
 //	defer c.Close()
 //	results, err := c.Deliver(ctx, &delivery.Message{
 //		From:       "alice@example.org",

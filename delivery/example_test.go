@@ -42,7 +42,10 @@ func exampleWorld() (*testenv.World, delivery.Config) {
 func ExampleClient_Deliver() {
 	w, cfg := exampleWorld()
 	defer w.Close()
-	c := delivery.NewClient(cfg)
+	c, err := delivery.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
 
 	body := "From: alice@sender.example\r\nTo: bob@example.com\r\nSubject: hello\r\n\r\nHi Bob.\r\n"
@@ -68,7 +71,10 @@ func ExampleClient_Deliver() {
 func ExampleClient_Explain() {
 	w, cfg := exampleWorld()
 	defer w.Close()
-	c := delivery.NewClient(cfg)
+	c, err := delivery.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
 
 	ex, err := c.Explain(context.Background(), "example.com")
@@ -88,7 +94,10 @@ func ExampleClient_Explain() {
 func ExampleClient_ExplainMessage() {
 	w, cfg := exampleWorld()
 	defer w.Close()
-	c := delivery.NewClient(cfg)
+	c, err := delivery.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer c.Close()
 
 	// What a message carrying "TLS-Required: No" would be held to.

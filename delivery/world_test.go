@@ -56,7 +56,10 @@ func (tw *testWorld) client(edit func(*Config)) *Client {
 	if edit != nil {
 		edit(&cfg)
 	}
-	c := NewClient(cfg)
+	c, err := NewClient(cfg)
+	if err != nil {
+		tw.t.Fatal(err)
+	}
 	tw.t.Cleanup(func() { c.Close() })
 	return c
 }

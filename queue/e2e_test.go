@@ -39,13 +39,16 @@ func newWorld(tb testing.TB, zones ...string) *world {
 		}
 	}
 	t := 5 * time.Second
-	c := delivery.NewClient(delivery.Config{
+	c, err := delivery.NewClient(delivery.Config{
 		Hostname: "mta.sender.example",
 		Resolver: &dane.Resolver{Servers: []dane.Server{{Addr: w.DNS.Addr}}, Timeout: 500 * time.Millisecond, Attempts: 2},
 		Dial:     w.Dialer.DialContext,
 		RootCAs:  w.CA.Pool(),
 		Timeouts: delivery.Timeouts{Connect: t, Greeting: t, Command: t, Mail: t, Rcpt: t, DataInit: t, DataBlock: t, DataTerm: t, TLSHandshake: t},
 	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() { c.Close() })
 	return &world{w: w, client: c}
 }

@@ -62,7 +62,10 @@ func ExampleQueue_Run() {
 	}
 	defer store.Close()
 
-	client := delivery.NewClient(delivery.Config{Hostname: "mta.example.org"})
+	client, err := delivery.NewClient(delivery.Config{Hostname: "mta.example.org"})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer client.Close()
 	q, err := queue.New(queue.Config{
 		Store:         store,

@@ -113,7 +113,7 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 		Store:       store.PolicyCache(),
 		Logger:      log,
 	}
-	n.client = delivery.NewClient(delivery.Config{
+	n.client, err = delivery.NewClient(delivery.Config{
 		Hostname: "mta." + sender,
 		Resolver: n.resolver,
 		MTASTS:   mtasts,
@@ -123,6 +123,10 @@ func newNode(w *world, dir string, log *slog.Logger) (*node, error) {
 		Timeouts: demoTimeouts(2 * time.Second),
 		Logger:   log,
 	})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.queue, err = queue.New(queue.Config{
 		Store:     store,
 		Deliverer: n.client,

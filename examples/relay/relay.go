@@ -122,7 +122,8 @@ func (r *Relay) wire(env *Env) error {
 		Store: r.store.PolicyCache(),
 	}
 	r.recorder = tlsrpt.NewRecorder(tlsrpt.RecorderConfig{Store: r.store, Now: env.Now, Logger: r.log})
-	r.client = delivery.NewClient(delivery.Config{
+	var err error
+	r.client, err = delivery.NewClient(delivery.Config{
 		Hostname: cfg.Hostname,
 		Resolver: r.resolver,
 		MTASTS:   r.mtasts,
@@ -133,6 +134,9 @@ func (r *Relay) wire(env *Env) error {
 		Logger:   r.log,
 		Now:      env.Now,
 	})
+	if err != nil {
+		return err
+	}
 	signers, keys, err := loadDKIM(cfg.DKIM)
 	if err != nil {
 		return err

@@ -199,7 +199,11 @@ func checkResolver(ctx context.Context, r *dane.Resolver, requireDANE bool, stde
 // explain prints each recipient domain's route decision, for a message
 // with REQUIRETLS under -requiretls.
 func explain(ctx context.Context, cfg delivery.Config, o *options, env *Env) int {
-	c := delivery.NewClient(cfg)
+	c, err := delivery.NewClient(cfg)
+	if err != nil {
+		fmt.Fprintf(env.stderr(), "send: %v\n", err)
+		return exitConfig
+	}
 	defer c.Close()
 	seen := make(map[string]bool)
 	for _, arg := range o.recipients {
@@ -243,7 +247,11 @@ func send(ctx context.Context, cfg delivery.Config, o *options, env *Env) int {
 	if o.trace {
 		cfg.Trace = tracer(stderr)
 	}
-	c := delivery.NewClient(cfg)
+	c, err := delivery.NewClient(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "send: %v\n", err)
+		return exitConfig
+	}
 	defer c.Close()
 	results, err := c.Deliver(ctx, msg)
 	if err != nil {

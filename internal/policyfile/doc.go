@@ -69,5 +69,5 @@
 //	if err != nil {
 //		log.Fatal(err) // policy.json:3:5: domains["a.example"]: unknown field "requre_tls" ...
 //	}
-//	client := delivery.NewClient(delivery.Config{Policy: lp})
+//	client, err := delivery.NewClient(delivery.Config{Policy: lp})
 package policyfile

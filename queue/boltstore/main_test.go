@@ -1,0 +1,11 @@
+package boltstore
+
+import (
+	"testing"
+
+	"github.com/sealpost/sealpost/internal/testenv"
+)
+
+// TestMain fails the tests of this package if anything in them asks the
+// machine's resolver: every name must go through the configured one.
+func TestMain(m *testing.M) { testenv.Main(m) }

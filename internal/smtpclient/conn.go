@@ -156,22 +156,19 @@ func New(ctx context.Context, conn net.Conn, opts Options) (*Conn, error) {
 	case r.Code == 220:
 		c.greeting = r.Text
 		return c, nil
-	case r.Code >= 400:
-		if r.Code != 421 {
-			// RFC 5321 §3.1: after a 554 greeting the client sends QUIT;
-			// a courtesy, so a server that refused service does not get
-			// to hold the client for long.
-			wait := min(c.to.Command, quitCourtesy)
-			c.writeLine("QUIT", "")
-			if c.flush("QUIT", wait) == nil {
-				_, _ = c.reply("QUIT", wait)
-			}
-		}
-		c.fail(r)
-		return nil, r
-	default:
-		return nil, c.protocolFail("greeting", "expected a 220 greeting", r)
 	}
+	if r.Code != 421 {
+		// RFC 5321 §3.1: after a 554 greeting the client sends QUIT; a
+		// courtesy, so a server that refused service does not get to
+		// hold the client for long.
+		wait := min(c.to.Command, quitCourtesy)
+		c.writeLine("QUIT", "")
+		if c.flush("QUIT", wait) == nil {
+			_, _ = c.reply("QUIT", wait)
+		}
+	}
+	c.fail(r)
+	return nil, r
 }
 
 // Greeting returns the text of the server's 220 greeting; its first word is
@@ -309,16 +306,9 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	if r.Code != 220 {
 		return c.refused("STARTTLS", r)
 	}
-	if n := c.br.Buffered(); n > 0 {
-		// RFC 3207 §5: nothing the server sent before the handshake may be
-		// taken as sent under TLS.
-		peek, _ := c.br.Peek(n)
-		return c.fail(&ConnError{Op: "STARTTLS", Err: &ProtocolError{
-			Op:     "STARTTLS",
-			Reason: fmt.Sprintf("%d octets arrived after the 220 reply, before the TLS handshake (reply injection)", n),
-			Got:    truncate(string(peek)),
-		}})
-	}
+	// RFC 3207 §5: nothing the server sent before the handshake may be
+	// taken as sent under TLS; reply has made sure that nothing followed
+	// the 220.
 	if cfg == nil {
 		cfg = &tls.Config{}
 	}
@@ -529,9 +519,25 @@ func (c *Conn) flush(op string, timeout time.Duration) error {
 	return nil
 }
 
-// reply reads one reply to op within timeout. A 421 ends the connection
-// and is returned as the error too (RFC 5321 §3.8).
+// reply reads the reply to op, the last command the client sent, within
+// timeout. A 421 ends the connection and is returned as the error too (RFC
+// 5321 §3.8). A positive reply op does not allow (allowedReply), and any
+// octet that arrived after the reply, are protocol errors that end the
+// connection: the reply is then not returned.
 func (c *Conn) reply(op string, timeout time.Duration) (*Reply, error) {
+	r, err := c.groupReply(op, timeout)
+	if err != nil {
+		return r, err
+	}
+	if err := c.nothingPending(op); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// groupReply is reply for a command of a pipelined group that is not the
+// last one: the replies to the commands after it may follow.
+func (c *Conn) groupReply(op string, timeout time.Duration) (*Reply, error) {
 	_ = c.conn.SetReadDeadline(c.deadline(timeout))
 	var trace func(string)
 	if c.opts.Trace != nil {
@@ -544,7 +550,32 @@ func (c *Conn) reply(op string, timeout time.Duration) (*Reply, error) {
 	if r.Code == 421 {
 		return r, c.fail(r)
 	}
+	if ok, rule := allowedReply(op, r.Code); !ok {
+		return nil, c.protocolFail(op, rule, r)
+	}
 	return r, nil
+}
+
+// nothingPending ends the connection when octets are waiting after the
+// reply to the last command sent. RFC 5321 §4.2 and RFC 2920 §3.1 give
+// each command exactly one reply, in order; more means a duplicated reply,
+// one sent before its command, or one injected by a man in the middle
+// (RFC 3207 §5 after STARTTLS), any of which would be read as the answer
+// to the next command: an unsolicited 250 read as the reply to DATA or to
+// the end of data would mark mail delivered that never went. Only what has
+// already arrived can be seen; a stray reply that comes later is read as
+// the next command's and must then pass allowedReply.
+func (c *Conn) nothingPending(op string) error {
+	n := c.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	peek, _ := c.br.Peek(n)
+	return c.fail(&ConnError{Op: op, Err: &ProtocolError{
+		Op:     op,
+		Reason: fmt.Sprintf("%d octets arrived after the reply to %s, before the client sent anything more: a reply to no command (duplicated, early or injected)", n, op),
+		Got:    truncate(string(peek)),
+	}})
 }
 
 // cmd sends one command line and reads its reply.

@@ -31,6 +31,7 @@
 //   - RFC 5321 §3.1 greeting (a 554 greeting is answered with QUIT), §4.1.1
 //     commands, §4.1.4 HELO only when EHLO is refused with 500 or 502, §4.2
 //     replies (multi-line, codes 200-559 checked, one code per reply),
+//     §4.3.2 the replies each command may get (below),
 //     §4.5.2 transparency (dot-stuffing) with every line end sent as CRLF
 //     (§2.3.8), §4.5.3.2 timeouts as per-step deadlines (configurable,
 //     capped by the context), §3.8 421 ends the session.
@@ -67,11 +68,48 @@
 //     brackets, which a naive server would split at. Looser than the RFC, a
 //     local part with leading, trailing or doubled dots is allowed, since
 //     some large providers issue such addresses and they endanger nothing.
-//   - A 421 reply, a malformed reply, a timeout, a lost connection and a
-//     cancelled context all end the Conn, and all match ErrConnLost, so the
-//     caller moves on to the next host with one test.
+//   - The positive replies RFC 5321 §4.3.2 lists are enforced exactly,
+//     per step (see Reply codes); every 4yz and 5yz is accepted for every
+//     step as a refusal of its class (§4.2.1), listed for the command or
+//     not: a refusal is never mistaken for success, the lists are not
+//     complete (RFC 3207, 4954, 1870, 3461, 6531 and 7504 add codes), and
+//     real servers answer RCPT with 554 or 504.
+//   - Each command has exactly one reply (§4.2, RFC 2920 §3.1). Octets
+//     already waiting after the reply to the last command sent — a
+//     duplicated reply, one sent before its command, one injected after
+//     STARTTLS (RFC 3207 §5) — are a *ProtocolError that ends the Conn, so
+//     that they are never read as the next command's reply. A stray reply
+//     that arrives only later cannot be told from the next one; it must
+//     then pass the table above, which a reply meant for another command
+//     seldom does (the 250 of a duplicated RCPT reply fails DATA).
+//   - A 421 reply, a malformed reply or one the step does not allow, a
+//     timeout, a lost connection and a cancelled context all end the Conn,
+//     and all match ErrConnLost, so the caller moves on to the next host
+//     with one test. A Conn that ended is never used again (Err).
 //   - Message content is streamed: never held in memory, traced only as its
 //     length.
+//
+// # Reply codes
+//
+// A positive reply not in this table is a *ProtocolError that ends the
+// Conn, never a success: a 250 to DATA delivers nothing, and the
+// recipients are not accepted. 421 ends the session wherever it comes
+// (RFC 5321 §3.8).
+//
+//	step          positive replies   where
+//	greeting      220                RFC 5321 §4.3.2, §3.1
+//	EHLO, HELO    250                RFC 5321 §4.3.2
+//	STARTTLS      220                RFC 3207 §4
+//	AUTH          235, 334           RFC 4954 §4
+//	MAIL          250                RFC 5321 §4.3.2
+//	RCPT          250, 251           RFC 5321 §4.3.2, §3.4
+//	DATA          354                RFC 5321 §4.3.2 (intermediate only)
+//	end of data   250                RFC 5321 §4.3.2
+//	RSET, NOOP    250                RFC 5321 §4.3.2
+//	QUIT          221                RFC 5321 §4.3.2
+//
+// 252 is not taken for RCPT: §4.3.2 lists it for VRFY and EXPN only, and
+// §3.5.3 makes it "cannot verify" — not an answer about this recipient.
 //
 // # What it does not do
 //

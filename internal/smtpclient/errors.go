@@ -27,7 +27,7 @@ var ErrBadSequence = errors.New("smtpclient: bad sequence of commands")
 // ConnError is a failure of the connection during the step Op. The client
 // has closed the connection. It matches ErrConnLost and is temporary.
 type ConnError struct {
-	// Op is the SMTP step that failed: "greeting", "EHLO", "STARTTLS",
+	// Op is the SMTP step that failed: "greeting", "EHLO", "HELO", "STARTTLS",
 	// "MAIL", "RCPT", "DATA", "message data" (sending the content), "end
 	// of data" (awaiting the final reply: the server may or may not have
 	// taken the message), "RSET", "NOOP", "QUIT", "AUTH"; "cancel" when the

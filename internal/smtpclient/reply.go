@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -223,4 +224,57 @@ func parseEnhanced(text string, class int) (code [3]int, n int, ok bool) {
 		return [3]int{}, 0, false
 	}
 	return code, i, true
+}
+
+// allowedReply reports whether code may answer the step op, and when it
+// may not, what was expected. RFC 5321 §4.3.2 lists the replies of each
+// command; the positive ones are enforced exactly, so that no reply a
+// command cannot get is taken for its success (a 250 to DATA is not a
+// delivered message). Negative replies are every one allowed: whatever
+// its code, a 4yz or 5yz refuses the command, temporarily or permanently
+// (§4.2.1), and can never be mistaken for success, while the lists are not
+// complete in practice (RFC 3207, 4954, 1870, 3461, 6531, 7504 add codes,
+// and servers answer RCPT with 554 or 504). A reply whose first digit is
+// not 2 to 5 never gets here (parseReplyLine).
+func allowedReply(op string, code int) (ok bool, expected string) {
+	if code >= 400 {
+		return true, ""
+	}
+	var want []int
+	switch op {
+	case "greeting": // §4.3.2 CONNECTION ESTABLISHMENT; §3.1
+		want = []int{220}
+	case "EHLO", "HELO", "MAIL", "RSET", "NOOP": // §4.3.2
+		want = []int{250}
+	case "RCPT":
+		// §4.3.2: 250, or 251 (§3.4). 252 is a reply to VRFY and EXPN
+		// only (§3.5.3); a server that gives it to RCPT is not speaking
+		// of this recipient.
+		want = []int{250, 251}
+	case "DATA": // §4.3.2: 354 only, as the intermediate reply
+		want = []int{354}
+	case "end of data": // §4.3.2: DATA ... -> data -> S: 250
+		want = []int{250}
+	case "QUIT": // §4.3.2
+		want = []int{221}
+	case "STARTTLS": // RFC 3207 §4
+		want = []int{220}
+	case "AUTH": // RFC 4954 §4: 334 carries a challenge, 235 ends it
+		want = []int{235, 334}
+	}
+	for _, w := range want {
+		if code == w {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("reply code not allowed for %s: expected %s or a 4yz/5yz refusal (RFC 5321 §4.3.2)", op, codeList(want))
+}
+
+// codeList formats codes as "250" or "250 or 251".
+func codeList(codes []int) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, " or ")
 }

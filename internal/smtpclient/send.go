@@ -66,7 +66,8 @@ type Rcpt struct {
 }
 
 // SendResult holds the server's replies to one transaction. Fields of
-// steps that were not reached are nil.
+// steps that were not reached, or whose reply the step does not allow (a
+// protocol error), are nil.
 type SendResult struct {
 	// Mail is the reply to MAIL.
 	Mail *Reply
@@ -102,7 +103,9 @@ type transaction struct {
 // accepted; res tells which those are. Otherwise err is the refusing *Reply
 // (of MAIL, DATA, or the final one), ErrNoRecipients, an error matching
 // ErrConnLost (the connection is gone; after Op "end of data" the server
-// may or may not have the message), a *CommandError or *CapabilityError
+// may or may not have the message; a reply the step does not allow, or one
+// that came before its command, is a *ProtocolError inside it, and nobody
+// was accepted), a *CommandError or *CapabilityError
 // (nothing was sent), or a *SourceError. res is never nil.
 //
 // A connection may carry any number of transactions; Send starts with RSET
@@ -155,23 +158,29 @@ func (c *Conn) envelopePipelined(t *transaction, res *SendResult) error {
 		if err := c.flush("MAIL", c.to.Mail); err != nil {
 			return err
 		}
-		for _, line := range cmds[start:end] {
+		for i, line := range cmds[start:end] {
+			// The last reply of a group must be the last thing the server
+			// sent (nothingPending); the others are followed by the next.
+			reply := c.groupReply
+			if start+i == end-1 {
+				reply = c.reply
+			}
 			var err error
 			switch {
 			case line == "RSET":
 				var r *Reply
-				if r, err = c.reply("RSET", c.to.Command); err == nil && r.Code == 250 {
+				if r, err = reply("RSET", c.to.Command); err == nil && r.Code == 250 {
 					c.inTx = false
 				}
 			case line == "DATA":
-				res.Data, err = c.reply("DATA", c.to.DataInit)
+				res.Data, err = reply("DATA", c.to.DataInit)
 			case res.Mail == nil:
-				res.Mail, err = c.reply("MAIL", c.to.Mail)
+				res.Mail, err = reply("MAIL", c.to.Mail)
 				if err == nil && res.Mail.Code/100 == 2 {
 					c.inTx = true
 				}
 			default:
-				res.Rcpts[rcpt], err = c.reply("RCPT", c.to.Rcpt)
+				res.Rcpts[rcpt], err = reply("RCPT", c.to.Rcpt)
 				rcpt++
 			}
 			if err != nil {
@@ -240,10 +249,13 @@ func (c *Conn) data(r io.Reader, res *SendResult) error {
 			r = strings.NewReader("")
 		}
 		final, err := c.content(r)
+		if final != nil {
+			// Also a 421, which ended the connection.
+			res.Data = final
+		}
 		if err != nil {
 			return err
 		}
-		res.Data = final
 		d = final
 	}
 	switch {
@@ -251,10 +263,8 @@ func (c *Conn) data(r io.Reader, res *SendResult) error {
 		return c.refused("MAIL", res.Mail)
 	case accepted == 0 || d == nil:
 		return ErrNoRecipients
-	case d.Code/100 == 2:
+	case d.Code == 250:
 		return nil
-	case d.Code == 354:
-		return c.protocolFail("end of data", "354 in reply to the end of data", d)
 	default:
 		return c.refused("DATA", d)
 	}

@@ -22,8 +22,10 @@ type Message struct {
 	// domain to its own MX hosts; the results come back in this order.
 	Recipients []Recipient
 
-	// Body is the message content: header and body, lines ending in CRLF
-	// or LF (sent as CRLF), not dot-stuffed. Each transaction reads it once
+	// Body is the message content: header and body, lines ending in CRLF,
+	// not dot-stuffed. A bare LF or a bare CR is sent as CRLF, so that no
+	// content can end the message early on any receiver (SMTP smuggling;
+	// see internal/smtpclient). Each transaction reads it once
 	// from offset 0 to Size through an io.SectionReader, so a file or a
 	// database value can back it without a second copy in memory;
 	// transactions to different domains read it concurrently, as

@@ -105,8 +105,9 @@ func decodeData(t *testing.T, wire string) string {
 	return strings.Join(lines, "\r\n") + "\r\n"
 }
 
-// normalise is what the encoder promises to deliver: every line end CRLF,
-// a final line end.
+// normalise is what the encoder promises to deliver: every line end CRLF
+// (a CRLF, a bare CR and a bare LF each being one line end), a final line
+// end.
 func normalise(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
@@ -116,23 +117,91 @@ func normalise(s string) string {
 	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
-func FuzzDataWriter(f *testing.F) {
-	for _, s := range []string{"", "a\r\nb", ".\r\n", "\r.\n.", "a\n\r\r\n.", "..\r\n...\n", "x\r"} {
-		f.Add([]byte(s), uint8(3))
-	}
-	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
-		// Write in pieces of split octets, so that state crosses writes.
-		var chunks []string
-		step := int(split%16) + 1
-		for i := 0; i < len(in); i += step {
-			chunks = append(chunks, string(in[i:min(i+step, len(in))]))
+// checkWire checks the promises of the DATA encoding on its output,
+// whatever the input: (a) no bare CR and no bare LF; (b) CRLF "." CRLF
+// only as the terminator, and nothing else a lax receiver could take for
+// the end of data; (c) every line of in that begins with "." goes out
+// with one more, every other line as it is; (d) the output decodes back
+// to normalise(in).
+func checkWire(t *testing.T, in, wire string) {
+	t.Helper()
+	for i := 0; i < len(wire); i++ {
+		switch {
+		case wire[i] == '\r' && (i+1 == len(wire) || wire[i+1] != '\n'):
+			t.Fatalf("bare CR at %d in %q", i, wire)
+		case wire[i] == '\n' && (i == 0 || wire[i-1] != '\r'):
+			t.Fatalf("bare LF at %d in %q", i, wire)
 		}
-		wire, err := encode(chunks...)
+	}
+	if wire != ".\r\n" {
+		if strings.HasPrefix(wire, ".\r\n") {
+			t.Fatalf("%q ends the data at once", wire)
+		}
+		if i := strings.Index(wire, "\r\n.\r\n"); i != len(wire)-5 {
+			t.Fatalf("end of data at %d of %d in %q", i, len(wire), wire)
+		}
+	}
+	body := wire[:len(wire)-3] // without the final ".\r\n"
+	for _, lax := range []string{"\n.\n", "\r.\r", "\n.\r", "\r.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"} {
+		if strings.Contains(body, lax) {
+			t.Fatalf("%q holds %q, an end of data to a lax receiver", wire, lax)
+		}
+	}
+	want := strings.Split(strings.TrimSuffix(normalise(in), "\r\n"), "\r\n")
+	got := strings.Split(strings.TrimSuffix(body, "\r\n"), "\r\n")
+	if in == "" {
+		want = nil
+	}
+	if body == "" {
+		got = nil
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d lines out for %d in: %q from %q", len(got), len(want), wire, in)
+	}
+	for i := range want {
+		if w := want[i]; got[i] != w && (w == "" || w[0] != '.' || got[i] != "."+w) {
+			t.Fatalf("line %d: %q for %q (dot-stuffing, RFC 5321 §4.5.2)", i, got[i], w)
+		}
+	}
+	if got, want := decodeData(t, wire), normalise(in); got != want {
+		t.Fatalf("decode(encode(%q)) = %q, want %q", in, got, want)
+	}
+}
+
+// chunked splits in into writes whose lengths cuts gives in turn (each
+// octet of cuts one length, 0 to 31: zero-length writes included), the
+// rest in one piece.
+func chunked(in, cuts []byte) []string {
+	var chunks []string
+	for _, c := range cuts {
+		n := min(int(c%32), len(in))
+		chunks = append(chunks, string(in[:n]))
+		in = in[n:]
+	}
+	return append(chunks, string(in))
+}
+
+// FuzzDataWriter feeds arbitrary octets in arbitrary writes to the DATA
+// encoder and checks its promises (checkWire), and that the way the input
+// was cut does not change the output.
+func FuzzDataWriter(f *testing.F) {
+	for _, s := range []string{"", "a\r\nb", ".\r\n", "\r.\n.", "a\n\r\r\n.", "..\r\n...\n", "x\r",
+		"a\n.\nMAIL FROM:<x>", "a\r.\rb", "a\n.\r\nb", "a\r\n.\nb", "\r\n.\r\n", "."} {
+		f.Add([]byte(s), []byte{1, 0, 3})
+	}
+	f.Add([]byte(strings.Repeat("a\r", 40)+".\r\n"), []byte{31, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, in, cuts []byte) {
+		whole, err := encode(string(in))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := decodeData(t, wire), normalise(string(in)); got != want {
-			t.Fatalf("decode(encode(%q)) = %q, want %q", in, got, want)
+		checkWire(t, string(in), whole)
+		wire, err := encode(chunked(in, cuts)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wire != whole {
+			t.Fatalf("%q written as %q encodes to %q, in one write to %q", in, chunked(in, cuts), wire, whole)
 		}
 	})
 }

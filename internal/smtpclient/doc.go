@@ -88,6 +88,18 @@
 //     with one test. A Conn that ended is never used again (Err).
 //   - Message content is streamed: never held in memory, traced only as its
 //     length.
+//   - SMTP smuggling (CVE-2023-51764, -51765, -51766) is prevented by
+//     normalising, not refusing: every bare CR and every bare LF goes out as
+//     CRLF (RFC 5321 §2.3.8 forbids sending them bare), CR CR LF being two
+//     line ends, and every line that then begins with "." is dot-stuffed
+//     (§4.5.2). So the content on the wire holds no CR or LF outside a
+//     CRLF, and CRLF "." CRLF only as its terminator: no receiver, however
+//     lax, finds an earlier end of data ("\n.\n", "\r.\r", "\n.\r\n",
+//     "\r\n.\n", ...). This holds however the reader cuts the content,
+//     one octet at a time included. Refusing such content instead would
+//     bounce mail that old software writes with bare LFs every day; the
+//     price of normalising is that a DKIM signature made over bare line
+//     ends no longer verifies, which was never going to survive transit.
 //
 // # Reply codes
 //

@@ -33,6 +33,8 @@ type Message struct {
 	Body io.ReaderAt
 	// Size is the length of Body in bytes. It is announced with SIZE (RFC
 	// 1870) and checked against the server's limit before anything is sent.
+	// A Body that ends before Size aborts the transaction (a temporary
+	// failure, 4.3.0) rather than deliver the message cut short.
 	Size int64
 
 	// Return is the DSN RET parameter (RFC 3461 §4.3): smtp.DSNReturnFull,

@@ -97,7 +97,24 @@ func (a *attempt) body() io.Reader {
 	if a.msg.Body == nil {
 		return strings.NewReader("")
 	}
-	return io.NewSectionReader(a.msg.Body, 0, a.msg.Size)
+	return &wholeBody{r: io.NewSectionReader(a.msg.Body, 0, a.msg.Size), left: a.msg.Size}
+}
+
+// wholeBody fails a Body that ends before Size with io.ErrUnexpectedEOF,
+// which aborts the transaction: a message cut short must not be sent as if
+// it were whole, which the end of data would make a delivery.
+type wholeBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *wholeBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // refuseInput settles the recipient whose address or DSN parameter the

@@ -65,7 +65,10 @@ const (
 // route the server's dialed address to the attacker's Addr with a Dialer.
 // Until the client starts a mail transaction the attacker relays the
 // dialogue command by command, rewriting what its Mode says; from MAIL on
-// it copies bytes both ways. Its methods are safe for concurrent use.
+// it copies bytes both ways. Lines it relays keep their octets and line
+// ends, and a reply it rewrites stays within the limits it reads with
+// (maxAttackLine, maxAttackReplyRows), so a client's limits are never
+// broken by the attacker itself. Its methods are safe for concurrent use.
 type Attacker struct {
 	opts   AttackerOptions
 	tls    *tls.Config
@@ -213,7 +216,7 @@ func (s *attackSession) negotiate() error {
 		if err != nil {
 			return err
 		}
-		verb, _, _ := strings.Cut(line, " ")
+		verb, _, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
 		verb = strings.ToUpper(verb)
 		switch verb {
 		case "STARTTLS":
@@ -224,10 +227,10 @@ func (s *attackSession) negotiate() error {
 		case "MAIL":
 			// The transaction starts: from here on bytes are copied.
 			s.a.mails.Add(1)
-			_, err := io.WriteString(s.server, line+"\r\n")
+			_, err := io.WriteString(s.server, line)
 			return err
 		}
-		if _, err := io.WriteString(s.server, line+"\r\n"); err != nil {
+		if _, err := io.WriteString(s.server, line); err != nil {
 			return err
 		}
 		reply, err := readReply(s.sr)
@@ -247,18 +250,52 @@ func (s *attackSession) negotiate() error {
 }
 
 // rewriteEHLO removes STARTTLS from the capabilities, or in InterceptTLS
-// mode before TLS makes sure it is there.
+// mode before TLS makes sure it is there. Each line keeps its own line
+// end, and a reply already at maxAttackReplyRows lines gives its last
+// keyword's place to STARTTLS, so that the rewrite never makes a reply
+// longer than the attacker would itself accept.
 func (s *attackSession) rewriteEHLO(reply []string) []string {
-	texts := []string{reply[0][4:]} // the first line is the greeting, not a keyword
+	out := []string{reply[0]} // the first line is the greeting, not a keyword
 	for _, l := range reply[1:] {
-		if !strings.EqualFold(strings.TrimSpace(l[4:]), "STARTTLS") {
-			texts = append(texts, l[4:])
+		if !strings.EqualFold(strings.TrimSpace(replyText(l)), "STARTTLS") {
+			out = append(out, l)
 		}
 	}
 	if s.a.opts.Mode == InterceptTLS && !s.tls {
-		texts = append(texts, "STARTTLS")
+		if len(out) == maxAttackReplyRows {
+			out = out[:len(out)-1]
+		}
+		out = append(out, "250 STARTTLS\r\n")
 	}
-	return formatLines("250", texts)
+	for i, l := range out {
+		sep := byte('-')
+		if i == len(out)-1 {
+			sep = ' '
+		}
+		if bare := strings.TrimSuffix(l, lineEnd(l)); len(bare) > 3 && bare[3] == sep || len(bare) == 3 && sep == ' ' {
+			continue // already right: relayed as it came
+		}
+		out[i] = l[:3] + string(sep) + replyText(l) + lineEnd(l)
+	}
+	return out
+}
+
+// replyText returns the text of a reply line: what follows the code and
+// its separator, without the line end.
+func replyText(l string) string {
+	l = strings.TrimSuffix(l, lineEnd(l))
+	if len(l) <= 4 {
+		return ""
+	}
+	return l[4:]
+}
+
+// lineEnd returns the line end a line came with: CRLF or a bare LF.
+func lineEnd(l string) string {
+	if strings.HasSuffix(l, "\r\n") {
+		return "\r\n"
+	}
+	return "\n"
 }
 
 // startTLS answers the client's STARTTLS: refused in StripSTARTTLS mode;
@@ -266,12 +303,12 @@ func (s *attackSession) rewriteEHLO(reply []string) []string {
 // attacker's certificate.
 func (s *attackSession) startTLS() error {
 	if s.a.opts.Mode == StripSTARTTLS {
-		return writeLines(s.client, []string{"454 4.7.0 TLS not available due to temporary reason"})
+		return writeLines(s.client, []string{"454 4.7.0 TLS not available due to temporary reason\r\n"})
 	}
 	if s.tls {
-		return writeLines(s.client, []string{"503 5.5.1 TLS already active"})
+		return writeLines(s.client, []string{"503 5.5.1 TLS already active\r\n"})
 	}
-	if err := writeLines(s.client, []string{"220 2.0.0 Ready to start TLS"}); err != nil {
+	if err := writeLines(s.client, []string{"220 2.0.0 Ready to start TLS\r\n"}); err != nil {
 		return err
 	}
 	// RFC 3207 §4: the client waits for the 220 before its ClientHello;
@@ -304,8 +341,8 @@ func (s *attackSession) copyBoth() {
 	<-done
 }
 
-// readLine reads one CRLF-terminated line (a bare LF is tolerated) and
-// returns it without the line ending.
+// readLine reads one line, a bare LF tolerated, and returns it with its
+// line end, so that relaying it adds no octet.
 func readLine(r *bufio.Reader) (string, error) {
 	b, err := r.ReadSlice('\n')
 	if err != nil {
@@ -314,27 +351,25 @@ func readLine(r *bufio.Reader) (string, error) {
 		}
 		return "", err
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return string(b), nil
 }
 
 // readReply reads a whole SMTP reply: lines "ddd-text" up to the last one,
-// "ddd text" or "ddd" (RFC 5321 §4.2.1).
+// "ddd text" or "ddd" (RFC 5321 §4.2.1), each with its line end.
 func readReply(r *bufio.Reader) ([]string, error) {
 	var lines []string
 	for len(lines) < maxAttackReplyRows {
-		l, err := readLine(r)
+		raw, err := readLine(r)
 		if err != nil {
 			return nil, err
 		}
+		l := strings.TrimSuffix(raw, lineEnd(raw))
 		if len(l) < 3 || !isDigits(l[:3]) || len(l) > 3 && l[3] != ' ' && l[3] != '-' ||
 			len(lines) > 0 && l[:3] != lines[0][:3] {
 			return nil, fmt.Errorf("testenv: attacker: malformed reply line %q", l)
 		}
-		if len(l) == 3 {
-			l += " "
-		}
-		lines = append(lines, l)
-		if l[3] == ' ' {
+		lines = append(lines, raw)
+		if len(l) == 3 || l[3] == ' ' {
 			return lines, nil
 		}
 	}
@@ -350,22 +385,8 @@ func isDigits(s string) bool {
 	return true
 }
 
-// formatLines builds a reply: "code-text" for all lines but the last,
-// "code text" for the last.
-func formatLines(code string, texts []string) []string {
-	out := make([]string, len(texts))
-	for i, t := range texts {
-		sep := "-"
-		if i == len(texts)-1 {
-			sep = " "
-		}
-		out[i] = code + sep + t
-	}
-	return out
-}
-
-// writeLines writes reply lines, each with CRLF, in one write.
+// writeLines writes reply lines, each with its line end, in one write.
 func writeLines(w io.Writer, lines []string) error {
-	_, err := io.WriteString(w, strings.Join(lines, "\r\n")+"\r\n")
+	_, err := io.WriteString(w, strings.Join(lines, ""))
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"os"
@@ -208,17 +210,24 @@ func TestAttackerRewriteEHLO(t *testing.T) {
 		want  []string
 	}{
 		{"strip STARTTLS in the middle", StripSTARTTLS, false, "250-mx Hello\r\n250-STARTTLS\r\n250 SIZE\r\n",
-			[]string{"250-mx Hello", "250 SIZE"}},
+			[]string{"250-mx Hello\r\n", "250 SIZE\r\n"}},
 		{"strip STARTTLS as last line fixes the separator", StripSTARTTLS, false, "250-mx Hello\r\n250-8BITMIME\r\n250 starttls\r\n",
-			[]string{"250-mx Hello", "250 8BITMIME"}},
+			[]string{"250-mx Hello\r\n", "250 8BITMIME\r\n"}},
 		{"strip leaves a one-line reply", StripSTARTTLS, false, "250-mx Hello\r\n250 STARTTLS\r\n",
-			[]string{"250 mx Hello"}},
+			[]string{"250 mx Hello\r\n"}},
 		{"intercept adds STARTTLS", InterceptTLS, false, "250-mx Hello\r\n250 SIZE\r\n",
-			[]string{"250-mx Hello", "250-SIZE", "250 STARTTLS"}},
+			[]string{"250-mx Hello\r\n", "250-SIZE\r\n", "250 STARTTLS\r\n"}},
 		{"intercept keeps one STARTTLS", InterceptTLS, false, "250-mx Hello\r\n250-STARTTLS\r\n250 SIZE\r\n",
-			[]string{"250-mx Hello", "250-SIZE", "250 STARTTLS"}},
+			[]string{"250-mx Hello\r\n", "250-SIZE\r\n", "250 STARTTLS\r\n"}},
 		{"intercept after TLS removes it", InterceptTLS, true, "250-mx Hello\r\n250-STARTTLS\r\n250 SIZE\r\n",
-			[]string{"250-mx Hello", "250 SIZE"}},
+			[]string{"250-mx Hello\r\n", "250 SIZE\r\n"}},
+		{"line ends are kept", StripSTARTTLS, false, "250-mx Hello\n250-STARTTLS\r\n250 SIZE\n",
+			[]string{"250-mx Hello\n", "250 SIZE\n"}},
+		{"a bare code line keeps its octets", InterceptTLS, false, "250-mx\r\n250\n",
+			[]string{"250-mx\r\n", "250-\n", "250 STARTTLS\r\n"}},
+		{"a reply at the line limit gives its last keyword's place", InterceptTLS, false,
+			"250-mx\r\n" + strings.Repeat("250-X\r\n", maxAttackReplyRows-2) + "250 LAST\r\n",
+			append(append([]string{"250-mx\r\n"}, slices.Repeat([]string{"250-X\r\n"}, maxAttackReplyRows-2)...), "250 STARTTLS\r\n")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,9 +248,10 @@ func TestAttackerReadReply(t *testing.T) {
 		in   string
 		want []string // nil = error
 	}{
-		{"220 ready\r\n", []string{"220 ready"}},
-		{"250\r\n", []string{"250 "}},
-		{"250-a\n250 b\n", []string{"250-a", "250 b"}},
+		{"220 ready\r\n", []string{"220 ready\r\n"}},
+		{"250\r\n", []string{"250\r\n"}},
+		{"250-a\n250 b\n", []string{"250-a\n", "250 b\n"}},
+		{"250-a\r\n250\n", []string{"250-a\r\n", "250\n"}},
 		{"250-a\r\n251 b\r\n", nil},
 		{"25\r\n", nil},
 		{"abc ok\r\n", nil},
@@ -300,6 +310,7 @@ func FuzzAttackerReply(f *testing.F) {
 	f.Add("250-mx\r\n250 STARTTLS\r\n")
 	f.Add("250\r\n")
 	f.Add("220 ready\n")
+	f.Add("250-mx\r\n" + strings.Repeat("250-X\r\n", maxAttackReplyRows-2) + "250 " + strings.Repeat("y", maxAttackLine-5) + "\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		reply, err := readReply(bufio.NewReaderSize(strings.NewReader(in), maxAttackLine))
 		if err != nil || !strings.HasPrefix(reply[0], "250") {
@@ -308,10 +319,73 @@ func FuzzAttackerReply(f *testing.F) {
 		for _, mode := range []AttackMode{StripSTARTTLS, InterceptTLS} {
 			s := &attackSession{a: &Attacker{opts: AttackerOptions{Mode: mode}}}
 			out := s.rewriteEHLO(reply)
-			again, err := readReply(bufio.NewReader(strings.NewReader(strings.Join(out, "\r\n") + "\r\n")))
+			// What is written is what the attacker would read: no line over
+			// maxAttackLine, no more than maxAttackReplyRows lines.
+			again, err := readReply(bufio.NewReaderSize(strings.NewReader(strings.Join(out, "")), maxAttackLine))
 			if err != nil || !slices.Equal(again, out) {
 				t.Fatalf("%v: rewrote %q into %q, which reads back as %q, %v", mode, reply, out, again, err)
 			}
 		}
 	})
+}
+
+// TestAttackerKeepsItsLineLimits: what the attacker relays stays within
+// the limits it reads with (maxAttackLine octets a line, maxAttackReplyRows
+// lines a reply), so that a test built on it never fails because the
+// attacker itself made a reply too long: a line ending in a bare LF keeps
+// it, and STARTTLS added to an EHLO reply at the line limit takes the
+// place of its last keyword.
+func TestAttackerKeepsItsLineLimits(t *testing.T) {
+	longGreeting := "220 " + strings.Repeat("g", maxAttackLine-5) + "\n" // 4,096 octets
+	var ext []string
+	for i := range maxAttackReplyRows - 1 {
+		ext = append(ext, fmt.Sprintf("X-KEYWORD-%d", i))
+	}
+	longCmd := "NOOP " + strings.Repeat("n", maxAttackLine-6) + "\n"
+	for _, mode := range []AttackMode{StripSTARTTLS, InterceptTLS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := startScripted(t, ScriptOptions{Extensions: ext, Script: func(e ScriptEvent) *ScriptStep {
+				if e.Command == ScriptGreeting {
+					return &ScriptStep{Reply: longGreeting}
+				}
+				return nil
+			}})
+			a := startAttacker(t, AttackerOptions{Target: s.Addr(), Mode: mode})
+			conn, err := net.Dial("tcp", a.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReaderSize(conn, 2*maxAttackLine)
+			if got, err := br.ReadString('\n'); err != nil || got != longGreeting {
+				t.Fatalf("greeting of %d octets relayed as %d (%v)", len(longGreeting), len(got), err)
+			}
+			io.WriteString(conn, longCmd+"EHLO client.example.org\r\n")
+			if got, err := br.ReadString('\n'); err != nil || got != "250 2.0.0 Ok\r\n" {
+				t.Fatalf("reply to a %d-octet NOOP: %q, %v", len(longCmd), got, err)
+			}
+			var lines []string
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("EHLO reply after %d lines: %v", len(lines), err)
+				}
+				lines = append(lines, strings.TrimSuffix(l, "\r\n"))
+				if len(l) > 3 && l[3] == ' ' {
+					break
+				}
+			}
+			if len(lines) > maxAttackReplyRows {
+				t.Errorf("EHLO reply of %d lines relayed as %d", maxAttackReplyRows, len(lines))
+			}
+			hasTLS := slices.Contains(lines, "250 STARTTLS") || slices.Contains(lines, "250-STARTTLS")
+			if hasTLS != (mode == InterceptTLS) {
+				t.Errorf("STARTTLS advertised: %v, in mode %v", hasTLS, mode)
+			}
+			if e := s.Events(); len(e) < 2 || e[1].Command != "NOOP" || len(e[1].Line) != len(longCmd)-1 {
+				t.Errorf("the server saw %+v", e[1])
+			}
+		})
+	}
 }

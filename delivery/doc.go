@@ -63,7 +63,15 @@
 //     SMTPUTF8, REQUIRETLS and, when the server offers DSN, RET and ENVID;
 //     RCPT with NOTIFY and ORCPT; DATA; pipelined (RFC 2920) when offered.
 //     Each recipient gets its own RCPT reply, or the final reply to the
-//     message: a DATA failure applies to every accepted recipient.
+//     message: a DATA failure applies to every accepted recipient. A
+//     reply its command does not allow (RFC 5321 §4.3.2: a 250 to DATA, a
+//     252 to RCPT, a 221 to the end of data) or one that arrives out of
+//     turn (a duplicated reply, one before its command) is a protocol
+//     error, never a success: the session is dropped, not reused, and the
+//     recipients are a temporary failure, 451 4.4.2, like a lost
+//     connection. Message content goes with every bare CR and LF made
+//     CRLF, so that no content can end it early at a receiver (SMTP
+//     smuggling); a Body that ends before Size aborts the transaction.
 //  6. Every TLS session, and every session that should have been one, is
 //     handed to the TLS-RPT recorder with the policy that applied ("tlsa"
 //     with its records, "sts" with its lines, "no-policy-found") and, on

@@ -108,6 +108,8 @@ func TestHostileServerLeavesTheMessageQueued(t *testing.T) {
 			})
 			id := enqueue(t, q, &queue.Envelope{From: "alice@sender.example", Recipients: rcpts("bob@hostile.example")})
 			waitFor(t, "the first attempt", func() bool { delivered, deferred, bounced := ev.counts(); return delivered+deferred+bounced > 0 })
+			// The Observer hears of the verdict before it is stored.
+			waitFor(t, "the first attempt stored", func() bool { return attempts(t, q, id, 0) != 0 })
 
 			if delivered, deferred, bounced := ev.counts(); delivered != 0 || deferred != 1 || bounced != 0 {
 				t.Fatalf("delivered %d, deferred %d, bounced %d; want only deferred (last %+v)", delivered, deferred, bounced, ev.last)

@@ -47,23 +47,3 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
-
-func FuzzToASCII(f *testing.F) {
-	for _, s := range []string{"example.com", "b\u00fccher.example", "\u4f8b\u3048.jp", "a..b", "\U0010ffff.x", "-\u00e9-.x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := toASCII(s)
-		if !ok {
-			return
-		}
-		if !isASCII(d) {
-			t.Fatalf("toASCII(%q) = %q is not ASCII", s, d)
-		}
-		for _, l := range strings.Split(d, ".") {
-			if strings.HasPrefix(l, "xn--") && len(l) > 63 {
-				t.Fatalf("label %q over 63 octets", l)
-			}
-		}
-	})
-}

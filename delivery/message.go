@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // Message is one message to deliver: its envelope and where to read its
@@ -117,8 +119,8 @@ func (r Recipient) domain() (string, bool) {
 	if strings.HasPrefix(d, "[") {
 		return d, true // an address literal, checked by the route
 	}
-	d, ok := toASCII(strings.ToLower(d))
-	return d, ok
+	d, err := dnsname.Canonical(d)
+	return d, err == nil
 }
 
 func isASCII(s string) bool {

@@ -267,12 +267,14 @@ func isAlnum(c byte) bool {
 
 func trimWSP(s string) string { return strings.Trim(s, " \t") }
 
-// String returns the record in the canonical form "v=TLSRPTv1; rua=...".
-// ParseRecord of the result gives an equal record.
+// String returns the record in the canonical form
+// "v=TLSRPTv1;rua=URI,URI;key=value", without white space, so that the
+// result is never longer than the text it was parsed from: ParseRecord of
+// it gives an equal record, even for a record at the 4,096-byte limit.
 func (r *Record) String() string {
 	var b strings.Builder
 	b.WriteString(recordVersion)
-	b.WriteString("; rua=")
+	b.WriteString(";rua=")
 	for i, rua := range r.RUA {
 		if i > 0 {
 			b.WriteByte(',')
@@ -280,7 +282,7 @@ func (r *Record) String() string {
 		b.WriteString(rua.URI)
 	}
 	for _, e := range r.Extensions {
-		b.WriteString("; ")
+		b.WriteByte(';')
 		b.WriteString(e.Key)
 		b.WriteByte('=')
 		b.WriteString(e.Value)

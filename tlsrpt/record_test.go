@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -202,6 +203,14 @@ func FuzzParseRecord(f *testing.F) {
 		"v=TLSRPTv1;;rua = HTTPS://r.example/;",
 		"v=TLSRPTv1",
 		"",
+		// At the limits: 4,096 bytes, ten and eleven destinations, a
+		// 32-character extension name and a 33-character one.
+		"v=TLSRPTv1;rua=mailto:a@example.com;" + strings.Repeat(";", maxRecordLen-len("v=TLSRPTv1;rua=mailto:a@example.com;")),
+		"v=TLSRPTv1;rua=mailto:a@example.com" + strings.Repeat(";x=y", (maxRecordLen-35)/4),
+		"v=TLSRPTv1;rua=" + strings.Repeat("mailto:a@b.example,", 9) + "https://r.example/",
+		"v=TLSRPTv1;rua=" + strings.Repeat("mailto:a@b.example,", 10) + "https://r.example/",
+		"v=TLSRPTv1;rua=mailto:a@b.example;" + strings.Repeat("a", 32) + "=1",
+		"v=TLSRPTv1;rua=mailto:a@b.example;" + strings.Repeat("a", 33) + "=1",
 	} {
 		f.Add(s)
 	}
@@ -224,9 +233,37 @@ func FuzzParseRecord(f *testing.F) {
 				t.Fatalf("destination %+v: address does not match the scheme", r)
 			}
 		}
+		if out := rec.String(); len(out) > len(txt) {
+			t.Fatalf("String of a %d-byte record has %d bytes: %q", len(txt), len(out), out)
+		}
 		again, err := ParseRecord(rec.String())
 		if err != nil || !reflect.DeepEqual(again, rec) {
 			t.Fatalf("round trip of %q through %q: %+v, %v", txt, rec.String(), again, err)
 		}
 	})
+}
+
+// What String writes must be a record ParseRecord accepts, also for a
+// record at the size limit that was written without white space.
+func TestRecordStringAtTheSizeLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("v=TLSRPTv1;rua=mailto:a@example.com")
+	for i := 0; b.Len() < maxRecordLen-10; i++ {
+		fmt.Fprintf(&b, ";x%d=y", i)
+	}
+	for b.Len() < maxRecordLen {
+		b.WriteByte('y')
+	}
+	txt := b.String()
+	rec, err := ParseRecord(txt)
+	if err != nil {
+		t.Fatalf("a %d-byte record: %v", len(txt), err)
+	}
+	out := rec.String()
+	if len(out) > len(txt) {
+		t.Errorf("String of a %d-byte record has %d bytes", len(txt), len(out))
+	}
+	if again, err := ParseRecord(out); err != nil || !reflect.DeepEqual(again, rec) {
+		t.Fatalf("own output does not parse back: %v", err)
+	}
 }

@@ -398,6 +398,7 @@ func FuzzParseReport(f *testing.F) {
 	}
 	f.Add([]byte(`{"organization-name":"o","report-id":"r","date-range":{"start-datetime":"2020-01-01T00:00:00Z","end-datetime":"2020-01-02T00:00:00Z"},"policies":[{"policy":{"policy-type":"no-policy-found","mx-host":"m"},"summary":{"total-successful-session-count":0,"total-failure-session-count":1},"failure-details":[{"result-type":"x","failed-session-count":1}]}]}`))
 	f.Add([]byte{0x1f, 0x8b})
+	f.Add([]byte(strings.Replace(baseReport, `"company-y.example"`, `"a.."`, 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseReport(bytes.NewReader(data))
 		if err != nil {
@@ -449,4 +450,27 @@ func FuzzParseReportMail(f *testing.F) {
 			t.Fatalf("accepted %+v", r)
 		}
 	})
+}
+
+// A policy-domain is folded once (one trailing dot is the root label), so a
+// report read, written and read again names the same domain, however its
+// sender spelt it.
+func TestParsedPolicyDomainRoundTrips(t *testing.T) {
+	for _, domain := range []string{"Company-Y.Example.", "a..", "a.", ".", "A..B"} {
+		t.Run(domain, func(t *testing.T) {
+			in := strings.Replace(baseReport, `"policy-domain": "company-y.example"`, `"policy-domain": "`+domain+`"`, 1)
+			first, err := ParseReport(strings.NewReader(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, _ := first.JSON()
+			second, err := ParseReport(bytes.NewReader(js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := first.Policies[0].Policy.Domain, second.Policies[0].Policy.Domain; a != b {
+				t.Errorf("policy-domain %q read as %q, then as %q", domain, a, b)
+			}
+		})
+	}
 }

@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // ResultType is the "result-type" of a failed session (RFC 8460 §4.3).
@@ -229,17 +230,9 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// normalizeDomain lower-cases an ASCII domain name and drops a trailing
-// dot. It does not allocate when nothing changes.
-func normalizeDomain(s string) string {
-	s = strings.TrimSuffix(s, ".")
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(s)
-		}
-	}
-	return s
-}
+// normalizeDomain is the project's one folding of domain names for keys
+// (see internal/dnsname): ASCII lower case, one trailing dot dropped.
+func normalizeDomain(s string) string { return dnsname.Fold(s) }
 
 // Day is a UTC calendar day, the period of an RFC 8460 §4.1 report,
 // counted in days since 1970-01-01.

@@ -13,9 +13,14 @@ import (
 
 // DKIMKey is a key report mail is signed with.
 //
-// RFC 8460 §3 asks for the key's DNS record to declare the service type
-// "tlsrpt"; publish "s=email:tlsrpt" (or none), since verifiers such as
-// go-msgauth only accept keys whose service types include "email".
+// Publish the key's DNS record without an s= tag ("v=DKIM1; k=ed25519;
+// p=..."). RFC 8460 §3 asks for the service type "tlsrpt", and
+// "s=email:tlsrpt" says so in RFC 6376 §3.6.1's colon-separated list, but
+// real verifiers disagree on that list: go-msgauth accepts only keys whose
+// types include "email", and Debian's dkimpy 1.1.4 (dkimpy-milter) reads
+// "email:tlsrpt" as one unknown type and fails every signature. A record
+// without s= means every service type (RFC 6376 §3.6.1's default "*"),
+// which both and every other verifier tried accept.
 type DKIMKey struct {
 	// Domain is the signing domain (d=): the reporting domain.
 	Domain string

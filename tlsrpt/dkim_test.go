@@ -49,10 +49,10 @@ func testKeys(t *testing.T) ([]DKIMKey, map[string][]string) {
 		{Domain: "sender.example", Selector: "rsa2025", Signer: rsaKey},
 		{Domain: "sender.example", Selector: "ed2025", Signer: edKey},
 	}
-	// RFC 8460 §3: the key record declares the service type tlsrpt.
+	// The key records as DKIMKey's doc recommends them: without s=.
 	txt := map[string][]string{
-		"rsa2025._domainkey.sender.example": {"v=DKIM1; k=rsa; s=email:tlsrpt; p=" + base64.StdEncoding.EncodeToString(rsaPub)},
-		"ed2025._domainkey.sender.example":  {"v=DKIM1; k=ed25519; s=email:tlsrpt; p=" + base64.StdEncoding.EncodeToString(edPub)},
+		"rsa2025._domainkey.sender.example": {"v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(rsaPub)},
+		"ed2025._domainkey.sender.example":  {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(edPub)},
 	}
 	return keys, txt
 }
@@ -176,6 +176,38 @@ func TestNewDKIMSignerChecksKeys(t *testing.T) {
 	for name, keys := range tests {
 		if _, err := NewDKIMSigner(keys...); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// The recommended key record (no s=) verifies; of the spellings RFC 8460 §3
+// suggests, go-msgauth refuses "s=tlsrpt" (and dkimpy 1.1.4 refuses
+// "s=email:tlsrpt", see DKIMKey), which is why neither is recommended.
+func TestDKIMKeyRecordServiceTypes(t *testing.T) {
+	keys, txt := testKeys(t)
+	signer, err := NewDKIMSigner(keys[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw := testReportMail(t)
+	signed, err := signer.Sign(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "ed2025._domainkey.sender.example"
+	p := txt[name][0][strings.Index(txt[name][0], "p="):]
+	for _, tc := range []struct {
+		record   string
+		verifies bool
+	}{
+		{"v=DKIM1; k=ed25519; " + p, true},
+		{"v=DKIM1; k=ed25519; s=*; " + p, true},
+		{"v=DKIM1; k=ed25519; s=email:tlsrpt; " + p, true},
+		{"v=DKIM1; k=ed25519; s=tlsrpt; " + p, false},
+	} {
+		vs := verify(t, signed, map[string][]string{name: {tc.record}})
+		if len(vs) != 1 || (vs[0].Err == nil) != tc.verifies {
+			t.Errorf("%q: %d signatures, first error %v; want verified %v", tc.record[:30], len(vs), vs[0].Err, tc.verifies)
 		}
 	}
 }

@@ -61,8 +61,9 @@
 //   - DKIM (DKIMSigner, on go-msgauth): one signature per configured key,
 //     so an RSA and an Ed25519 key give two; relaxed/relaxed, SHA-256,
 //     never "l=" (§3), the TLS-RPT header fields signed (§5.3 SHOULD).
-//     Publish the key with "s=email:tlsrpt": §3 asks for the tlsrpt
-//     service type, and verifiers such as go-msgauth require email.
+//     Publish the key without s=: §3 asks for the tlsrpt service type, but
+//     "s=email:tlsrpt" fails in dkimpy 1.1.4 and "s=tlsrpt" in go-msgauth,
+//     while no s= (every type) verifies everywhere (see DKIMKey).
 //   - Timing: a day's reports leave at a random time between 00:15 and
 //     04:15 UTC the next day (§4.1 asks for a delay). A crash loses at most
 //     the counts of one flush interval (a minute), and a crash between

@@ -88,6 +88,12 @@
 //     "utf-8" type, in the utf-8-addr-unitext form. Other DSNs stay 7-bit
 //     RFC 3464 ones: a UTF-8 ORCPT is written in the utf-8-addr-xtext form
 //     and non-ASCII in a server's reply becomes "?".
+//   - Dates (Date, Arrival-Date, Last-Attempt-Date, Will-Retry-Until) are
+//     written without the day of the week, which RFC 5322 §3.3 makes
+//     optional and mox's parser refuses. DSNs were read by mox, Sisimai and
+//     flufl.bounce: all three read recipient, action and status of the
+//     classic DSNs; Sisimai and flufl.bounce do not recognise RFC 6533
+//     global DSNs, which is why only a UTF-8 address gets one.
 //   - Diagnostic-Code has type "smtp" for a remote server's reply and
 //     "x-sealpost" for a failure of our own (DNS, a security requirement no
 //     host met). Remote text is made safe: line breaks cannot add fields.

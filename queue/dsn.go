@@ -27,6 +27,11 @@ type dsnRecipient struct {
 }
 
 // report adds r to the DSN of this round.
+// dsnDate is the form of every date field a DSN carries: RFC 5322 §3.3's
+// date-time without the optional day of the week, which mox's DSN parser
+// does not accept (and no parser tried needs).
+const dsnDate = "2 Jan 2006 15:04:05 -0700"
+
 func (m *active) report(r *Recipient, action string, until time.Time) {
 	m.reports = append(m.reports, dsnRecipient{r: *r, action: action, until: until})
 }
@@ -80,7 +85,7 @@ func (q *Queue) writeDSN(env *Envelope, reports []dsnRecipient, original []byte,
 	hdr("From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
 	hdr("To", "<"+env.From+">")
 	hdr("Subject", subject)
-	hdr("Date", now.Format(time.RFC1123Z))
+	hdr("Date", now.Format(dsnDate))
 	hdr("Message-ID", "<"+string(q.newID(now))+".dsn@"+host+">")
 	// RFC 3834 §5: a DSN is an automatic response.
 	hdr("Auto-Submitted", "auto-replied")
@@ -170,7 +175,7 @@ func writeStatus(b *bytes.Buffer, host string, env *Envelope, reports []dsnRecip
 	if env.EnvID != "" {
 		hdr("Original-Envelope-Id", statusText(env.EnvID, global))
 	}
-	hdr("Arrival-Date", env.Arrived.Format(time.RFC1123Z))
+	hdr("Arrival-Date", env.Arrived.Format(dsnDate))
 	// RFC 3464 §2.3: one group of fields per recipient, each after a
 	// blank line.
 	for _, d := range reports {
@@ -190,10 +195,10 @@ func writeStatus(b *bytes.Buffer, host string, env *Envelope, reports []dsnRecip
 			hdr("Diagnostic-Code", "x-sealpost; "+statusText(diagString(r.Last), global))
 		}
 		if !r.LastAttempt.IsZero() {
-			hdr("Last-Attempt-Date", r.LastAttempt.Format(time.RFC1123Z))
+			hdr("Last-Attempt-Date", r.LastAttempt.Format(dsnDate))
 		}
 		if d.action == actionDelayed && !d.until.IsZero() {
-			hdr("Will-Retry-Until", d.until.Format(time.RFC1123Z))
+			hdr("Will-Retry-Until", d.until.Format(dsnDate))
 		}
 	}
 }

@@ -74,6 +74,7 @@ func TestPermanentFailureBounces(t *testing.T) {
 		t.Errorf("DSN sent from <%s>, want the null sender", m.From)
 	}
 	d := parseDSN(t, m.Body)
+	dateField(t, "Date", d.Header.Get("Date"))
 	if got := d.Header.Get("Subject"); got != "Undelivered Mail Returned to Sender" {
 		t.Errorf("Subject = %q", got)
 	}
@@ -262,6 +263,7 @@ func TestNotify(t *testing.T) {
 			checkFields(t, "recipient", r, map[string]string{"Action": tc.action})
 			if tc.action == "delayed" {
 				checkFields(t, "recipient", r, map[string]string{"Status": "4.7.1", "Will-Retry-Until": "*"})
+				dateField(t, "Will-Retry-Until", r.Get("Will-Retry-Until"))
 				// A further deferral sends no second warning.
 				h.clock.Advance(2 * time.Minute)
 				waitFor(t, "third attempt", func() bool { return attempts(t, h.q, id, 0) == 3 })

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // Check examines the set-up of domain (an A-label, lower-case, without a
@@ -78,33 +80,18 @@ func sortFindings(rep *Report) {
 	})
 }
 
-// normalizeDomain turns what a user typed into the form the DNS knows:
-// lower-case, without a trailing dot. It checks the RFC 1035 §2.3.1
-// syntax (letters, digits, hyphens; underscores tolerated) so that a typo
-// is a usage error rather than a page of "does not exist" findings.
-// Internationalised names must be given as A-labels ("xn--...").
+// normalizeDomain turns what a user typed into the form the DNS knows,
+// by the project's one rule for names (internal/dnsname): lower-case
+// A-labels without a trailing dot; an internationalised name may be typed
+// in U-labels. A name that breaks the rule is a usage error rather than a
+// page of "does not exist" findings.
 func normalizeDomain(s string) (string, error) {
-	s = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+	s = strings.TrimSpace(s)
 	switch {
 	case s == "":
 		return "", fmt.Errorf("no domain given")
 	case isAddress(strings.Trim(s, "[]")):
 		return "", fmt.Errorf("%q is an address; give a domain name", s)
-	case len(s) > 253:
-		return "", fmt.Errorf("%q is longer than the 253 characters a domain name may have", s)
 	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return "", fmt.Errorf("%q is not a domain name: label %q", s, label)
-		}
-		for _, c := range []byte(label) {
-			if c >= 0x80 {
-				return "", fmt.Errorf("%q is not ASCII: give the A-label form (xn--...) of an internationalised name", s)
-			}
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return "", fmt.Errorf("%q is not a domain name: %q in label %q", s, c, label)
-			}
-		}
-	}
-	return s, nil
+	return dnsname.Canonical(s)
 }

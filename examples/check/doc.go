@@ -70,8 +70,10 @@
 // POST test reports to https: destinations. It judges from where it runs:
 // port 25 is blocked on many home and cloud networks, so when no MX host
 // can be reached one warning says so; an IPv6 address this machine has no
-// route to is a warning, not an error. Internationalised names must be
-// given as A-labels.
+// route to is a warning, not an error. An internationalised name may be
+// given in U-labels or A-labels; it is converted by IDNA's UTS #46 lookup
+// mapping (internal/dnsname), so "\u212aelvin.example" (KELVIN SIGN) is
+// checked as kelvin.example, which is what a sender would look up.
 //
 // The checks run over an injectable Env (resolver, dialer, HTTP client,
 // root CAs, clock), so that the tests run them against the loopback world

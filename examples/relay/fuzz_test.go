@@ -1,8 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/mail"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseConfig checks that no configuration file makes the parser or
@@ -37,16 +42,57 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-// FuzzTraceWord checks that a client's EHLO argument cannot break out of
-// the Received field: no line break, no comment or field delimiter.
-func FuzzTraceWord(f *testing.F) {
-	for _, s := range []string{"client.example", "[192.0.2.1]", "x\r\nBcc: victim@example.com", "a (b); c", ""} {
-		f.Add(s)
+// FuzzReceived checks that whatever a client sends as its EHLO argument,
+// and whatever recipient validAddress lets through, the Received field the
+// relay writes is one header field of lines within RFC 5322's limit, and
+// says who the client claimed to be and who the mail is for.
+func FuzzReceived(f *testing.F) {
+	for _, s := range []struct{ helo, rcpt string }{
+		{"client.example", "bob@example.com"},
+		{"[192.0.2.1]", ""},
+		{"x\r\nBcc: victim@example.com", "a@b"},
+		{"a (b); c", "x\r\nBcc: v@example.com"},
+		{"", strings.Repeat("a", 310) + "@example.com"},
+		{strings.Repeat("h", 300), strings.Repeat("a", 64) + "@" + strings.Repeat("d", 255)},
+		{"\x00\x7f\xff", "\"a b\"@example.com"},
+	} {
+		f.Add(s.helo, s.rcpt, true, true)
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		w := traceWord(s)
-		if w == "" || len(w) > 255 || strings.ContainsAny(w, " \t\r\n();\\\x00\x7f") {
-			t.Errorf("traceWord(%q) = %q", s, w)
+	when := time.Date(2026, 12, 5, 1, 2, 3, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, helo, rcpt string, withTLS, auth bool) {
+		if rcpt != "" && !validAddress(rcpt) {
+			return
+		}
+		tr := trace{helo: helo, ip: net.ParseIP("2001:db8::1"), by: "relay.example", auth: auth, rcpt: rcpt, when: when}
+		if withTLS {
+			tr.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+		}
+		field := tr.field()
+		if len(field) > traceRoom {
+			t.Fatalf("a Received field of %d octets, over traceRoom", len(field))
+		}
+		for _, line := range strings.SplitAfter(field, "\r\n") {
+			if len(line) > 1000 {
+				t.Fatalf("a line of %d octets: %q", len(line), line)
+			}
+		}
+		m, err := mail.ReadMessage(strings.NewReader(field + "\r\nbody"))
+		if err != nil {
+			t.Fatalf("the field does not parse: %v\n%s", err, field)
+		}
+		if len(m.Header) != 1 || len(m.Header["Received"]) != 1 {
+			t.Fatalf("the field added header fields %v:\n%s", m.Header, field)
+		}
+		v := m.Header.Get("Received")
+		word, _, _ := strings.Cut(strings.TrimPrefix(v, "from "), " ")
+		if word != traceWord(helo) || strings.ContainsAny(word, "();\\") {
+			t.Fatalf("the client's name reads as %q: %q", word, v)
+		}
+		if rcpt != "" && !strings.Contains(v, "for <"+rcpt+">;") {
+			t.Fatalf("the recipient is not %q: %q", rcpt, v)
+		}
+		if b, _ := io.ReadAll(m.Body); string(b) != "body" {
+			t.Fatalf("the body reads %q", b)
 		}
 	})
 }

@@ -237,34 +237,62 @@ func (s *session) Data(r io.Reader) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + string(id)}
 }
 
-// received returns the Received header field for the current message
-// (RFC 5321 §4.4; "with" protocol names of RFC 3848).
+// received returns the Received header field for the current message.
 func (s *session) received() string {
-	proto := "ESMTP"
-	state, isTLS := s.tlsState()
-	if isTLS {
-		proto += "S"
-	}
-	if _, ok := s.authenticated(); ok {
-		proto += "A"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s", traceWord(s.conn.Hostname()))
+	t := trace{helo: s.conn.Hostname(), by: s.b.hostname, when: s.b.now()}
 	if nc := s.conn.Conn(); nc != nil {
 		if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-			fmt.Fprintf(&b, " ([%s])", ta.IP)
+			t.ip = ta.IP
 		}
 	}
-	fmt.Fprintf(&b, "\r\n\tby %s with %s", s.b.hostname, proto)
-	if isTLS {
-		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)", tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
+	if state, ok := s.tlsState(); ok {
+		t.tls = &state
 	}
+	_, t.auth = s.authenticated()
 	// "for" only with one recipient: with several it would show each of
 	// them all the others, Bcc included.
 	if len(s.env.Recipients) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", s.env.Recipients[0].Addr)
+		t.rcpt = s.env.Recipients[0].Addr
 	}
-	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.b.now().Format(time.RFC1123Z))
+	return t.field()
+}
+
+// trace is what the Received field of one message says.
+type trace struct {
+	helo string // the client's EHLO argument, as sent
+	ip   net.IP // the client's address; nil when unknown
+	by   string // this relay's name
+	tls  *tls.ConnectionState
+	auth bool
+	rcpt string // the one recipient, or ""
+	when time.Time
+}
+
+// field writes the Received header field (RFC 5321 §4.4; "with" protocol
+// names of RFC 3848). Only helo comes from the client unchecked, and
+// traceWord makes it one safe word; the recipient was checked by
+// validAddress.
+func (t trace) field() string {
+	proto := "ESMTP"
+	if t.tls != nil {
+		proto += "S"
+	}
+	if t.auth {
+		proto += "A"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Received: from %s", traceWord(t.helo))
+	if t.ip != nil {
+		fmt.Fprintf(&b, " ([%s])", t.ip)
+	}
+	fmt.Fprintf(&b, "\r\n\tby %s with %s", t.by, proto)
+	if t.tls != nil {
+		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)", tls.VersionName(t.tls.Version), tls.CipherSuiteName(t.tls.CipherSuite))
+	}
+	if t.rcpt != "" {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", t.rcpt)
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", t.when.Format(time.RFC1123Z))
 	return b.String()
 }
 

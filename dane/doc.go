@@ -9,7 +9,7 @@
 // /etc/resolv.conf) with EDNS0, the DO bit and the AD bit set (RFC 3225,
 // RFC 6840 §5.7), a 1232-byte UDP buffer and a retry over TCP when an
 // answer is truncated, failing over across resolvers on timeouts, network
-// errors, SERVFAIL and REFUSED. It does not validate signatures itself: it
+// errors, SERVFAIL and REFUSED (among the trusted ones only; see below). It does not validate signatures itself: it
 // believes the AD bit of a resolver the configuration trusts (a loopback
 // resolver, or one marked TrustAlways — glibc's "options trust-ad" —
 // because the path to it is protected) and of no other. Every Answer says
@@ -19,6 +19,19 @@
 // ErrBogus (SERVFAIL carrying an RFC 8914 extended DNSSEC error code). A
 // bogus verdict from a trusted resolver is final: the Resolver does not go
 // on asking other resolvers until one answers without validating.
+//
+// An answer from a resolver that is not trusted can never prove a name
+// unsigned while a trusted one is configured. So when the list mixes them
+// (the everyday resolv.conf: a validating resolver on 127.0.0.53, then the
+// router), only the trusted ones are asked, for every question: a timeout,
+// SERVFAIL or REFUSED from the validating resolver fails over to the next
+// trusted one and, when there is none, is a temporary failure, so the host
+// is not used now. Failing over to the router would let an attacker who
+// makes the validating resolver fail, and answers the router's question,
+// turn DANE off and strip STARTTLS. IgnoredServers and CheckHealth name the
+// resolvers that are never asked, so that an operator who meant them as a
+// fallback learns they are not one. With no trusted resolver configured all
+// answers are insecure anyway and the resolvers fail over among themselves.
 //
 // CNAME chains are followed to a bound (RFC 6604 §3: the rcode speaks of the
 // chain's last name); an Answer keeps the name asked, the chain and the

@@ -3,6 +3,7 @@ package dane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -30,7 +31,10 @@ type Health struct {
 // HealthReport is the outcome of CheckHealth, one entry per resolver.
 type HealthReport struct {
 	Probe   string
-	Servers []Health
+	Servers []Health // the resolvers asked
+	// Ignored are the configured resolvers never asked because a trusted
+	// one is configured beside them (Resolver.IgnoredServers).
+	Ignored []IgnoredServer
 }
 
 // DANEUsable reports whether at least one resolver is trusted, answers and
@@ -48,6 +52,9 @@ func (h HealthReport) DANEUsable() bool {
 // it is empty for a healthy configuration.
 func (h HealthReport) Problems() []string {
 	var out []string
+	for _, s := range h.Ignored {
+		out = append(out, fmt.Sprintf("resolver %s is never asked: %s", s.Addr, s.Reason))
+	}
 	for _, s := range h.Servers {
 		switch {
 		case !s.Answers:
@@ -71,7 +78,7 @@ func (h HealthReport) Problems() []string {
 	return out
 }
 
-// CheckHealth asks every configured resolver about probe, a name that is
+// CheckHealth asks every resolver that is asked (see IgnoredServers) about probe, a name that is
 // known to be DNSSEC-signed ("" means the root zone, which always is), over
 // UDP and over TCP, bypassing the cache. Run it at start-up and expose it:
 // a resolver that does not validate silently disables DANE, one that
@@ -84,7 +91,7 @@ func (r *Resolver) CheckHealth(ctx context.Context, probe string) (HealthReport,
 		probe = "."
 	}
 	probe = dns.Fqdn(strings.ToLower(probe))
-	report := HealthReport{Probe: probe}
+	report := HealthReport{Probe: probe, Ignored: slices.Clone(r.ignored)}
 	for _, srv := range r.servers {
 		h := Health{Server: srv.addr, Trusted: srv.trusted}
 		if msg, err := r.probe(ctx, srv, probe, "udp"); err != nil {

@@ -51,3 +51,30 @@ func TestCheckHealth(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckHealthNamesIgnoredServers: the report of a list that mixes a
+// trusted resolver and an untrusted one says plainly that the untrusted one
+// is never asked, and does not probe it.
+func TestCheckHealthNamesIgnoredServers(t *testing.T) {
+	trusted, other := validatingServer(t), attackerServer(t)
+	must(t, trusted.Zone(".", testenv.Secure))
+	r := mixedResolver(trusted, other)
+	rep, err := r.CheckHealth(context.Background(), "")
+	must(t, err)
+	if len(rep.Servers) != 1 || rep.Servers[0].Server != trusted.Addr {
+		t.Errorf("Servers = %+v, want only the trusted resolver", rep.Servers)
+	}
+	if len(rep.Ignored) != 1 || rep.Ignored[0].Addr != other.Addr {
+		t.Errorf("Ignored = %+v, want %s", rep.Ignored, other.Addr)
+	}
+	problems := strings.Join(rep.Problems(), "\n")
+	if !strings.Contains(problems, "resolver "+other.Addr+" is never asked") {
+		t.Errorf("problems = %q, want the ignored resolver named", problems)
+	}
+	if !rep.DANEUsable() {
+		t.Errorf("DANEUsable = false with a validating trusted resolver")
+	}
+	if n := other.TotalQueries(); n != 0 {
+		t.Errorf("the ignored resolver was probed %d times", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,8 +51,12 @@ const (
 // The zero value reads /etc/resolv.conf on first use.
 type Resolver struct {
 	// Servers are asked in order; on a timeout, a network error, SERVFAIL,
-	// REFUSED or any other failure the next one is tried. Nil means the
-	// nameservers of ResolvConf.
+	// REFUSED or any other failure the next one is tried. While any of them
+	// is trusted, the others are never asked (see IgnoredServers): an
+	// answer from a resolver whose AD bit is not believed reads as
+	// insecure, and failing over to one would let whoever makes the
+	// trusted resolver fail turn DANE off. Nil means the nameservers of
+	// ResolvConf.
 	Servers []Server
 	// ResolvConf is the resolv.conf(5) file read when Servers is nil;
 	// empty means "/etc/resolv.conf". Its "options trust-ad" marks every
@@ -86,7 +91,8 @@ type Resolver struct {
 	Logger *slog.Logger
 
 	once    sync.Once
-	servers []resolvedServer
+	servers []resolvedServer // the servers asked
+	ignored []IgnoredServer
 	initErr error
 	cache   *cache
 	flight  singleflight.Group
@@ -95,6 +101,53 @@ type Resolver struct {
 type resolvedServer struct {
 	addr    string
 	trusted bool
+	trust   Trust // as configured, for IgnoredServers' reasons
+}
+
+// IgnoredServer is a configured resolver that is never asked, and why.
+type IgnoredServer struct {
+	Addr   string // "ip:port"
+	Reason string
+}
+
+// partition keeps the servers that are asked: the trusted ones when there
+// are any, else all of them (every answer is insecure then, and failing
+// over among equals costs nothing).
+func partition(all []resolvedServer) (asked []resolvedServer, ignored []IgnoredServer) {
+	for _, s := range all {
+		if s.trusted {
+			asked = append(asked, s)
+		}
+	}
+	if len(asked) == 0 {
+		return all, nil
+	}
+	for _, s := range all {
+		if s.trusted {
+			continue
+		}
+		why := "it is not on loopback, so its AD bit is not believed"
+		if s.trust == TrustNever {
+			why = "it is marked TrustNever, so its AD bit is not believed"
+		}
+		ignored = append(ignored, IgnoredServer{Addr: s.addr, Reason: fmt.Sprintf(
+			"%s; while the trusted resolver %s is configured, an answer from it could make a DNSSEC-signed domain look unsigned and turn DANE off, so it is never asked",
+			why, asked[0].addr)})
+	}
+	return asked, ignored
+}
+
+// IgnoredServers returns the configured resolvers that are never asked
+// because a trusted one is configured beside them — the everyday
+// resolv.conf of a local validating resolver followed by the router's. A
+// program should show them at start-up: the operator may have meant them
+// as a fallback, and they are not one. It is nil when the configuration
+// cannot be read (Lookup returns that error).
+func (r *Resolver) IgnoredServers() []IgnoredServer {
+	if r.init() != nil {
+		return nil
+	}
+	return slices.Clone(r.ignored)
 }
 
 const (
@@ -121,18 +174,20 @@ func (r *Resolver) init() error {
 				return
 			}
 		}
+		var parsed []resolvedServer
 		for _, s := range servers {
 			addr, trusted, err := parseServer(s)
 			if err != nil {
 				r.initErr = err
 				return
 			}
-			r.servers = append(r.servers, resolvedServer{addr: addr, trusted: trusted})
+			parsed = append(parsed, resolvedServer{addr: addr, trusted: trusted, trust: s.Trust})
 		}
-		if len(r.servers) == 0 {
+		if len(parsed) == 0 {
 			r.initErr = errors.New("dane: no DNS resolver configured")
 			return
 		}
+		r.servers, r.ignored = partition(parsed)
 		if size := r.CacheSize; size >= 0 {
 			if size == 0 {
 				size = defaultCacheSize

@@ -58,7 +58,33 @@ const (
 	// FaultTruncate answers over UDP with an empty truncated message, so
 	// the client must retry over TCP (where the answer is normal).
 	FaultTruncate
+	// FaultJunk answers over UDP with an empty truncated message and over
+	// TCP with the first octets of a response, cut inside its header: a
+	// broken middlebox or a resolver dying mid-answer.
+	FaultJunk
 )
+
+func (f Fault) String() string {
+	switch f {
+	case NoFault:
+		return "no fault"
+	case FaultTimeout:
+		return "timeout"
+	case FaultServfail:
+		return "SERVFAIL"
+	case FaultBogus:
+		return "SERVFAIL with EDE DNSSEC Bogus"
+	case FaultRefused:
+		return "REFUSED"
+	case FaultNotImp:
+		return "NOTIMP"
+	case FaultTruncate:
+		return "truncated over UDP"
+	case FaultJunk:
+		return "truncated junk"
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
 
 // DNSServer is a DNS server on loopback that answers from zones built in
 // code the way a validating recursive resolver would: it follows CNAMEs
@@ -79,6 +105,7 @@ type DNSServer struct {
 	noAD      bool
 	stripSigs bool
 	noTCP     bool
+	noChase   bool
 }
 
 type zone struct {
@@ -252,12 +279,33 @@ func (s *DNSServer) SetTCP(v bool) {
 	s.mu.Unlock()
 }
 
+// SetChaseCNAME false makes the server answer a question for a CNAME's
+// owner with the CNAME alone, as a resolver that does not follow chains
+// across zones does: the client must ask for the target itself.
+func (s *DNSServer) SetChaseCNAME(v bool) {
+	s.mu.Lock()
+	s.noChase = !v
+	s.mu.Unlock()
+}
+
 // Queries returns how many questions for name and qtype reached the server
 // (over both transports).
 func (s *DNSServer) Queries(name string, qtype uint16) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.queries[faultKey{fqdn(name), qtype}]
+}
+
+// TotalQueries returns how many questions of any name and type reached
+// the server, for tests that a server is never asked at all.
+func (s *DNSServer) TotalQueries() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, c := range s.queries {
+		n += c
+	}
+	return n
 }
 
 func parseRR(text, origin string) (dns.RR, error) {
@@ -383,6 +431,16 @@ func (s *DNSServer) serve(w dns.ResponseWriter, q *dns.Msg, udp bool) {
 		resp.Rcode = dns.RcodeRefused
 	case FaultNotImp:
 		resp.Rcode = dns.RcodeNotImplemented
+	case FaultJunk:
+		if udp {
+			resp.Truncated = true
+			w.WriteMsg(resp)
+			return
+		}
+		if b, err := resp.Pack(); err == nil {
+			w.Write(b[:7])
+		}
+		return
 	case FaultTruncate:
 		if udp {
 			resp.Truncated = true
@@ -462,6 +520,10 @@ func (s *DNSServer) answer(resp *dns.Msg, name string, qtype uint16, do bool) {
 		}
 		if cname != nil {
 			resp.Answer = append(resp.Answer, s.signed([]dns.RR{cname}, z, do)...)
+			if s.noChase {
+				resp.AuthenticatedData = secure
+				return
+			}
 			name = strings.ToLower(cname.Target)
 			continue
 		}

@@ -58,6 +58,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	// A resolver list that mixes trusted and untrusted servers asks only
+	// the trusted ones (dane.Resolver.IgnoredServers): say so once, since
+	// the operator may think the others are a fallback.
+	for _, s := range c.resolver.IgnoredServers() {
+		c.log.Warn("DNS resolver never asked", "server", s.Addr, "reason", s.Reason)
+	}
 	if c.sts == nil {
 		c.sts = c.defaultSTS()
 	}

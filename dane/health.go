@@ -17,6 +17,10 @@ type Health struct {
 	// Answers: it answered the probe over UDP (or over TCP after a
 	// truncated UDP answer).
 	Answers bool
+	// Reached: it sent a response, perhaps one refusing the probe (a
+	// split-horizon resolver that does not serve the root zone answers
+	// REFUSED); false means a timeout or a network error.
+	Reached bool
 	// Validates: the probe, a DNSSEC-signed name, came back with the AD bit.
 	Validates bool
 	// RRSIGs: the answer carried the probe's RRSIG records, as it must when
@@ -57,6 +61,9 @@ func (h HealthReport) Problems() []string {
 	}
 	for _, s := range h.Servers {
 		switch {
+		case !s.Answers && s.Reached:
+			out = append(out, fmt.Sprintf("resolver %s answers, but not the DNSSEC probe %q (%v): whether it validates is unknown; probe a signed name it serves", s.Server, h.Probe, s.Err))
+			continue
 		case !s.Answers:
 			out = append(out, fmt.Sprintf("resolver %s does not answer (%v): mail waits while it is asked", s.Server, s.Err))
 			continue
@@ -96,12 +103,14 @@ func (r *Resolver) CheckHealth(ctx context.Context, probe string) (HealthReport,
 		h := Health{Server: srv.addr, Trusted: srv.trusted}
 		if msg, err := r.probe(ctx, srv, probe, "udp"); err != nil {
 			h.Err = err
+			h.Reached = msg != nil
 		} else {
+			h.Reached = true
 			h.Answers = true
 			h.Validates = msg.AuthenticatedData
 			h.RRSIGs = coversType(msg.Answer, dns.TypeSOA)
 		}
-		if _, err := r.probe(ctx, srv, probe, "tcp"); err == nil {
+		if msg, err := r.probe(ctx, srv, probe, "tcp"); err == nil || msg != nil {
 			h.TCP = true
 		} else if h.Err == nil {
 			h.Err = fmt.Errorf("over TCP: %w", err)
@@ -112,11 +121,11 @@ func (r *Resolver) CheckHealth(ctx context.Context, probe string) (HealthReport,
 }
 
 // probe asks one resolver for the SOA of probe over network; an answer
-// other than NOERROR is a failure.
+// other than NOERROR is a failure, returned with the response.
 func (r *Resolver) probe(ctx context.Context, srv resolvedServer, probe, network string) (*dns.Msg, error) {
 	msg, err := r.exchangeOne(ctx, srv, probe, dns.TypeSOA, network)
 	if err == nil && msg.Rcode != dns.RcodeSuccess {
-		return nil, fmt.Errorf("rcode %s", dns.RcodeToString[msg.Rcode])
+		return msg, fmt.Errorf("rcode %s for the probe %s", dns.RcodeToString[msg.Rcode], probe)
 	}
 	return msg, err
 }

@@ -24,7 +24,7 @@ func TestCheckHealth(t *testing.T) {
 		{"resolver that strips RRSIGs", dane.TrustLoopback, func(s *testenv.DNSServer) { s.SetStripRRSIG(true) }, true, "strips RRSIG"},
 		{"resolver without TCP", dane.TrustLoopback, func(s *testenv.DNSServer) { s.SetTCP(false) }, true, "does not answer over TCP"},
 		{"dead resolver", dane.TrustLoopback, func(s *testenv.DNSServer) { s.SetFault("", 0, testenv.FaultTimeout) }, false, "does not answer"},
-		{"refusing resolver", dane.TrustLoopback, func(s *testenv.DNSServer) { s.SetFault("", 0, testenv.FaultRefused) }, false, "does not answer (rcode REFUSED)"},
+		{"refusing resolver", dane.TrustLoopback, func(s *testenv.DNSServer) { s.SetFault("", 0, testenv.FaultRefused) }, false, "answers, but not the DNSSEC probe \".\" (rcode REFUSED"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,11 @@ type Config struct {
 	// Empty means /etc/resolv.conf. DANE needs one that validates DNSSEC,
 	// on loopback (or marked "options trust-ad" in the file).
 	Resolver string `json:"resolver"`
+	// DNSSECProbe is the DNSSEC-signed name the start-up health check asks
+	// the resolver for; empty means the root zone. Set it when the
+	// resolver serves the mail domains but not the root (split horizon).
+	// A failed probe is logged as a warning; it does not stop the relay.
+	DNSSECProbe string `json:"dnssec_probe"`
 	// PolicyFile is a JSON file of the operator's own rules per recipient
 	// domain (delivery.LocalPolicy), in the format examples/send's -policy
 	// reads ("go doc ./internal/policyfile"): TLS or authentication

@@ -22,7 +22,7 @@
 //	  "store": "/var/lib/relay/relay.db",
 //	  "tls_cert": "/etc/relay/cert.pem", "tls_key": "/etc/relay/key.pem",
 //	  "users": {"alice": "$2a$10$..."},
-//	  "resolver": "127.0.0.1:53",
+//	  "resolver": "127.0.0.1:53", "dnssec_probe": "example.org",
 //	  "policy_file": "/etc/relay/policy.json",
 //	  "dkim": [{"domain": "example.org", "selector": "s2025", "key_file": "/etc/relay/dkim.pem"}],
 //	  "tlsrpt": {"organization": "Example Org", "submitter": "example.org",

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config, env *Env) (*Relay, error) {
 func (r *Relay) checkResolver(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	hr, err := r.resolver.CheckHealth(ctx, "")
+	hr, err := r.resolver.CheckHealth(ctx, r.cfg.DNSSECProbe)
 	if err != nil {
 		r.log.Error("relay: resolver configuration", "err", err)
 		return

@@ -26,6 +26,8 @@
 //	-trust-ad             believe the AD bit of a -resolver that is not on
 //	                      loopback (only when the path to it is protected)
 //	-require-dane-resolver  refuse to run without a validating resolver
+//	-dnssec-probe name    DNSSEC-signed name the health check asks for;
+//	                      default the root zone (Postfix's dnssec_probe)
 //	-requiretls           ask for REQUIRETLS: the message is sent only over
 //	                      authenticated TLS to servers that promise to keep it so
 //	-policy file          local policy (see below)
@@ -35,8 +37,12 @@
 //	-v                    log what the library decides (hosts skipped, sessions);
 //	                      its warnings, such as an override in use, always are
 //
-// Start-up checks: send asks the resolvers about the root zone
-// (dane.Resolver.CheckHealth). A resolver that does not validate DNSSEC,
+// Start-up checks: send asks the resolvers about the root zone, or the
+// -dnssec-probe name (dane.Resolver.CheckHealth). A resolver that answers
+// but not the probe (split horizon, lab resolvers that do not serve the
+// root) is a warning, unless -require-dane-resolver asks for a validating
+// resolver; one that does not answer at all stops send. Resolvers listed
+// beside a trusted one are never asked, and send names them. A resolver that does not validate DNSSEC,
 // or whose AD bit is not trusted, makes DANE impossible; send says so
 // ("no validating resolver configured: DANE cannot be used") and goes on,
 // or, with -require-dane-resolver, stops. When every connection to an MX

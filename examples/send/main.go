@@ -45,6 +45,7 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	from, message, ehlo, resolver, policy string
+	dnssecProbe                           string
 	trustAD, requireDANE, requireTLS      bool
 	explain, trace, verbose               bool
 	connectTimeout                        time.Duration
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.resolver, "resolver", "", "DNS resolver: `ip[:port]` or a resolv.conf file (default /etc/resolv.conf)")
 	fs.BoolVar(&o.trustAD, "trust-ad", false, "believe the DNSSEC AD bit of a -resolver not on loopback")
 	fs.BoolVar(&o.requireDANE, "require-dane-resolver", false, "refuse to run without a validating resolver")
+	fs.StringVar(&o.dnssecProbe, "dnssec-probe", "", "DNSSEC-signed `name` the resolver health check asks for (default the root zone)")
 	fs.BoolVar(&o.requireTLS, "requiretls", false, "ask for REQUIRETLS (RFC 8689)")
 	fs.StringVar(&o.policy, "policy", "", "local policy `file` (JSON; see the package documentation)")
 	fs.BoolVar(&o.explain, "explain", false, "print each recipient domain's route decision; send nothing")
@@ -128,7 +130,7 @@ func run(ctx context.Context, args []string, env *Env) int {
 		fmt.Fprintf(stderr, "send: %v\n", err)
 		return exitUsage
 	}
-	if code, ok := checkResolver(ctx, cfg.Resolver, o.requireDANE, stderr); !ok {
+	if code, ok := checkResolver(ctx, cfg.Resolver, o.dnssecProbe, o.requireDANE, stderr); !ok {
 		return code
 	}
 	if o.explain {
@@ -170,29 +172,39 @@ func isServerAddr(s string) bool {
 	return err == nil
 }
 
-// checkResolver runs the resolver health check and says plainly what it
-// costs. It returns false, with the exit status, when send must stop.
-func checkResolver(ctx context.Context, r *dane.Resolver, requireDANE bool, stderr io.Writer) (int, bool) {
+// checkResolver runs the resolver health check on probe and says plainly
+// what it costs. It returns false, with the exit status, when send must
+// stop: no resolver answers at all, or -require-dane-resolver is set and
+// no validating resolver could be shown. A resolver that answers but not
+// the probe (split horizon: it serves the mail domains, not the root) is a
+// warning, since -explain and delivery may still work.
+func checkResolver(ctx context.Context, r *dane.Resolver, probe string, requireDANE bool, stderr io.Writer) (int, bool) {
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
-	hr, err := r.CheckHealth(hctx, "")
+	hr, err := r.CheckHealth(hctx, probe)
 	if err != nil {
 		fmt.Fprintf(stderr, "send: resolver configuration: %v\n", err)
 		return exitConfig, false
 	}
 	writeHealth(stderr, hr)
-	if !anyAnswers(hr) {
+	if !anyReached(hr) {
 		fmt.Fprintln(stderr, "send: no DNS resolver answers: no domain can be routed; check -resolver")
 		return exitTempFail, false
 	}
-	if !hr.DANEUsable() {
-		if requireDANE {
-			fmt.Fprintln(stderr, "send: no validating resolver configured: DANE cannot be used; refusing to run (-require-dane-resolver)")
-			return exitConfig, false
-		}
-		fmt.Fprintln(stderr, "send: warning: no validating resolver configured: DANE cannot be used; "+
-			"domains that publish TLSA records get MTA-STS or opportunistic TLS instead")
+	if hr.DANEUsable() {
+		return exitOK, true
 	}
+	if requireDANE {
+		fmt.Fprintln(stderr, "send: no validating resolver configured: DANE cannot be used; refusing to run (-require-dane-resolver)")
+		return exitConfig, false
+	}
+	if !anyAnswers(hr) {
+		fmt.Fprintf(stderr, "send: warning: no resolver answered the DNSSEC probe %s: whether DANE can be used is unknown; "+
+			"give -dnssec-probe a signed name the resolver serves\n", hr.Probe)
+		return exitOK, true
+	}
+	fmt.Fprintln(stderr, "send: warning: no validating resolver configured: DANE cannot be used; "+
+		"domains that publish TLSA records get MTA-STS or opportunistic TLS instead")
 	return exitOK, true
 }
 

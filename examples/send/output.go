@@ -153,6 +153,17 @@ func writeHealth(w io.Writer, hr dane.HealthReport) {
 }
 
 // anyAnswers reports whether at least one resolver answered the probe.
+// anyReached reports whether any resolver sent a response at all.
+func anyReached(hr dane.HealthReport) bool {
+	for _, s := range hr.Servers {
+		if s.Reached {
+			return true
+		}
+	}
+	return false
+}
+
+// anyAnswers reports whether any resolver answered the probe itself.
 func anyAnswers(hr dane.HealthReport) bool {
 	for _, s := range hr.Servers {
 		if s.Answers {

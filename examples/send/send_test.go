@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/internal/testenv"
 )
 
 // TestSend runs the program end to end against the loopback world: the
@@ -232,6 +235,29 @@ func TestResolverHealth(t *testing.T) {
 			t.Errorf("want exit 75 and a plain message\n%v", r)
 		}
 	})
+}
+
+// TestDNSSECProbe: a validating resolver that serves the mail domains but
+// refuses the root zone (split horizon, a lab) does not stop -explain; it
+// is a warning that names -dnssec-probe, and -dnssec-probe with a signed
+// name it serves shows DANE usable. -require-dane-resolver still refuses
+// when nothing could be shown.
+func TestDNSSECProbe(t *testing.T) {
+	w := newWorld(t)
+	w.DNS.SetFault(".", dns.TypeSOA, testenv.FaultRefused)
+
+	r := w.run(t, "", "-explain", "dane.test")
+	if r.code != exitOK || !strings.Contains(r.stderr, "give -dnssec-probe a signed name") || !strings.Contains(r.stdout, "DANE") {
+		t.Errorf("want exit 0, a warning naming -dnssec-probe and the DANE decision\n%v", r)
+	}
+	r = w.run(t, "", "-explain", "-dnssec-probe", "dane.test", "dane.test")
+	if r.code != exitOK || strings.Contains(r.stderr, "warning") {
+		t.Errorf("want exit 0 without a warning\n%v", r)
+	}
+	r = w.run(t, "", "-explain", "-require-dane-resolver", "dane.test")
+	if r.code != exitConfig || !strings.Contains(r.stderr, "refusing") {
+		t.Errorf("want exit 78 and a refusal\n%v", r)
+	}
 }
 
 // TestResolverFlag checks that -resolver names the resolver, as an address

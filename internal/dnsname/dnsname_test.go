@@ -91,6 +91,9 @@ func FuzzCanonical(f *testing.F) {
 		"b\u00fccher.example", "\u212a.example", "\u4f8b\u3048.jp", "xn--bcher-kva.example",
 		label63 + ".example", label63 + "a.example", strings.Repeat(label63+".", 4),
 		strings.Repeat("\u00e9", 59) + ".x", "a\u3002b", "\u0645\u062b\u0627\u0644.test",
+		// The 5-minute campaign's crash of the old delivery.FuzzToASCII:
+		// a 64-octet xn-- label that it passed.
+		"xn--" + strings.Repeat("0", 60),
 	} {
 		f.Add(s)
 	}

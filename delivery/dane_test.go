@@ -169,7 +169,9 @@ func TestDANE(t *testing.T) {
 		if s := res[0].Session; s.Auth != UnauthenticatedTLS || s.Requirement.Basis != BasisDANEUnusable || s.Requirement.Level != Encrypted {
 			t.Errorf("session = %+v", s)
 		}
-		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, "")
+		// RFC 8460 §4.3.3: the domain must hear that none of its TLSA
+		// records could be used, though the mail went over TLS.
+		wantFailure(t, tw.only(), tlsrpt.PolicyTypeTLSA, tlsrpt.ResultTLSAInvalid)
 	})
 	t.Run("no usable TLSA record and no STARTTLS is refused", func(t *testing.T) {
 		tw := newTestWorld(t, "secure.example.")

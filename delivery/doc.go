@@ -126,7 +126,10 @@
 //     alert as code; a failed MTA-STS look-up is reported with the
 //     sessions that went ahead without the policy; sessions under a
 //     preloaded policy count as "no-policy-found", since the domain
-//     published nothing.
+//     published nothing; a TLS session to a host whose secure TLSA
+//     records are all unusable is "tlsa-invalid" (RFC 8460 §4.3.3: none
+//     of the records was valid) with code "no-usable-tlsa-record", though
+//     the message went over the TLS those records require.
 //   - A policy the domain publishes takes precedence over the operator's
 //     preloaded one in every mode: enforce, testing, and none, which is the
 //     domain saying it has no active policy (RFC 8461 §5). The preloaded

@@ -124,7 +124,14 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 	a.last = s.info
 	if req.record {
 		// The TLS session is what RFC 8460 counts, whatever follows it.
-		c.record(req.report, v.reportFailure(), &s.info)
+		f := v.reportFailure()
+		if f == nil && req.Basis == BasisDANEUnusable {
+			// RFC 8460 §4.3.3: none of the secure TLSA records was usable.
+			// The session met what they ask (TLS), but the domain must
+			// learn its records protect nothing.
+			f = &tlsrpt.Failure{ResultType: tlsrpt.ResultTLSAInvalid, FailureReasonCode: "no-usable-tlsa-record"}
+		}
+		c.record(req.report, f, &s.info)
 	}
 	if err := sc.Hello(ctx, c.hostname); err != nil {
 		return fail(&connectError{err: sessionFailure(host.Name, "EHLO after STARTTLS", err)})

@@ -129,7 +129,9 @@
 //     published nothing; a TLS session to a host whose secure TLSA
 //     records are all unusable is "tlsa-invalid" (RFC 8460 §4.3.3: none
 //     of the records was valid) with code "no-usable-tlsa-record", though
-//     the message went over the TLS those records require.
+//     the message went over the TLS those records require; a reply to
+//     STARTTLS that breaks the protocol (octets injected after the 220)
+//     is "validation-failure" with code "starttls-protocol-error".
 //   - A policy the domain publishes takes precedence over the operator's
 //     preloaded one in every mode: enforce, testing, and none, which is the
 //     domain saying it has no active policy (RFC 8461 §5). The preloaded

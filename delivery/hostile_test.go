@@ -8,6 +8,7 @@ import (
 
 	"github.com/sealpost/sealpost/internal/smtpclient"
 	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/tlsrpt"
 )
 
 // scriptedMX starts a scripted server for host, gives it its own loopback
@@ -213,5 +214,33 @@ func TestBodyShorterThanSizeIsNotDelivered(t *testing.T) {
 	want(t, r, TemporaryFailure, "4.3.0")
 	if n := len(s.Messages()); n != 0 {
 		t.Errorf("the server got %d messages, want none", n)
+	}
+}
+
+// TestSTARTTLSInjectionIsReported: a reply to STARTTLS with octets after
+// it (an on-path attacker injecting a plaintext reply meant to be read as
+// sent under TLS, CVE-2011-0411's kind) under an enforced MTA-STS policy
+// leaves the recipient deferred, delivers nothing, and is recorded for
+// TLS-RPT: it is the attack the domain most wants to hear of.
+func TestSTARTTLSInjectionIsReported(t *testing.T) {
+	tw := newTestWorld(t, "insecure:sts.example.")
+	s := tw.scriptedMX("sts.example", "mx.sts.example", testenv.ScriptOptions{
+		Certificate: tw.cert("mx.sts.example"),
+		Script:      at("STARTTLS", 0, "220 go ahead\r\n250 injected\r\n", false),
+	})
+	if err := tw.w.PublishSTS("sts.example", "20240101", enforcePolicy); err != nil {
+		t.Fatal(err)
+	}
+	r := deliver(t, tw.client(nil), msg("bob@sts.example"))[0]
+	if r.Status != TemporaryFailure {
+		t.Errorf("status %v (%v), want a temporary failure", r.Status, r.Err)
+	}
+	if len(s.Messages()) != 0 {
+		t.Error("the message was delivered")
+	}
+	f := tw.only()
+	wantFailure(t, f, tlsrpt.PolicyTypeSTS, tlsrpt.ResultValidationFailure)
+	if f.Failure.FailureReasonCode != "starttls-protocol-error" {
+		t.Errorf("failure-reason-code %q, want starttls-reply-injection", f.Failure.FailureReasonCode)
 	}
 }

@@ -167,6 +167,15 @@ func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
 func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) error {
 	info := &s.info
 	var te *smtpclient.TLSError
+	var pe *smtpclient.ProtocolError
+	if errors.As(err, &pe) && info.Requirement.record {
+		// A reply to STARTTLS that breaks the protocol — octets after the
+		// 220, the injection RFC 3207 §5 warns of, or a code STARTTLS
+		// does not allow — is what an on-path attacker does: the domain
+		// must hear of it (RFC 8460 §4.3.1 has only the general type).
+		c.record(info.Requirement.report, &tlsrpt.Failure{ResultType: tlsrpt.ResultValidationFailure,
+			FailureReasonCode: "starttls-protocol-error"}, info)
+	}
 	if !errors.As(err, &te) && v.err == nil {
 		// Lost before or outside the handshake (a dropped connection, a
 		// canceled context): a connection failure, not a TLS one.

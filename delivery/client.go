@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/smtpclient"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -103,11 +105,23 @@ func (c *Client) Deliver(ctx context.Context, msg *Message) ([]Result, error) {
 	case msg.Body == nil && msg.Size > 0:
 		return nil, errors.New("delivery: message has a size but no body")
 	}
+	if msg.From != "" {
+		if err := smtpclient.CheckMailbox(msg.From); err != nil {
+			return nil, fmt.Errorf("delivery: sender address %q cannot be sent: %w", msg.From, err)
+		}
+	}
 	results := make([]Result, len(msg.Recipients))
 	groups := make(map[string][]int)
 	var order []string
 	for i, r := range msg.Recipients {
 		results[i].Recipient = r.Address
+		// Checked before any look-up or connection: an address that
+		// cannot be written into RCPT TO (angle brackets, spaces, CR or
+		// LF) would otherwise fail only after DNS, TCP and TLS.
+		if err := smtpclient.CheckMailbox(r.Address); err != nil {
+			setFailure(&results[i], failure(550, codeBadMailbox, err, "recipient address %q cannot be sent", r.Address))
+			continue
+		}
 		domain, ok := r.domain()
 		if !ok {
 			setFailure(&results[i], failure(550, codeBadMailbox, nil, "recipient address %q has no domain", r.Address))

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -88,5 +89,33 @@ func TestNewClientWarnsOfIgnoredResolvers(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "192.0.2.1:53") || strings.Count(out, "level=WARN") != 1 {
 		t.Errorf("log = %q, want one warning naming 192.0.2.1:53", out)
+	}
+}
+
+// TestUnsendableAddressesAreRefusedFirst: a recipient that cannot be
+// written into RCPT TO fails at once with 5.1.3, before any DNS question
+// or connection, while the good recipient beside it is delivered; a
+// sender that cannot be written into MAIL FROM makes Deliver fail.
+func TestUnsendableAddressesAreRefusedFirst(t *testing.T) {
+	for _, bad := range []string{"<bob>@bad.example", "bob smith@bad.example", "bob@bad.example\r\nRCPT TO:<x@y>", "bob@bad.example>", "bob\n@bad.example"} {
+		t.Run(strings.ToValidUTF8(bad, "?"), func(t *testing.T) {
+			dw := newDANEWorld(t, testenv.SMTPOptions{})
+			c := dw.client(nil)
+			res := deliver(t, c, msg(bad, "bob@secure.example"))
+			want(t, res[0], PermanentFailure, "5.1.3")
+			want(t, res[1], Delivered, "")
+			if n := dw.w.DNS.Queries("bad.example", dns.TypeMX); n != 0 {
+				t.Errorf("%d MX questions for the bad address's domain", n)
+			}
+		})
+	}
+	dw := newDANEWorld(t, testenv.SMTPOptions{})
+	m := msg("bob@secure.example")
+	m.From = "a@sender.example>\r\nRCPT TO:<x@y"
+	if _, err := dw.client(nil).Deliver(context.Background(), m); err == nil || !strings.Contains(err.Error(), "sender address") {
+		t.Errorf("Deliver = %v, want the sender address refused", err)
+	}
+	if n := len(dw.w.Dialer.Dialed()); n != 0 {
+		t.Errorf("%d connections for a message with a bad sender", n)
 	}
 }

@@ -1,6 +1,7 @@
 package smtpclient
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -39,6 +40,16 @@ func checkHelloName(name string) error {
 	}
 	if reason != "" {
 		return &CommandError{Command: "EHLO", Field: "domain", Value: name, Reason: reason}
+	}
+	return nil
+}
+
+// CheckMailbox returns an error saying why addr cannot be sent in MAIL FROM
+// or RCPT TO (see checkMailbox for the reading), or nil when it can: a
+// caller checks its addresses before it opens any connection.
+func CheckMailbox(addr string) error {
+	if reason := checkMailbox(addr); reason != "" {
+		return errors.New(reason)
 	}
 	return nil
 }

@@ -94,8 +94,10 @@ func (c *Client) now() time.Time {
 // order of msg.Recipients.
 //
 // The error is not nil only for a Message that cannot be sent at all (no
-// recipients, a negative Size, no Body for a non-empty message); every
-// other failure is in the Results, temporary or permanent.
+// recipients, a negative Size, no Body for a non-empty message, a sender
+// address that cannot be written into MAIL FROM); every other failure is
+// in the Results, temporary or permanent. Recipient addresses that cannot
+// be written into RCPT TO fail with 5.1.3 before anything is looked up.
 func (c *Client) Deliver(ctx context.Context, msg *Message) ([]Result, error) {
 	switch {
 	case len(msg.Recipients) == 0:

@@ -55,10 +55,8 @@ func (a *attempt) run(ctx context.Context) {
 		a.finish(asError(err))
 		return
 	}
-	if t.domain != a.domain {
-		// The next hop's own domain decides the security requirement.
-		local = c.cfg.Policy.lookup(t.domain)
-	}
+	// The next hop's rules, with those written for the domain beside them.
+	local = c.cfg.Policy.forHop(a.domain, t.domain)
 	var st *stsState
 	if !t.literal {
 		st = c.lookupSTS(ctx, t.domain, local)

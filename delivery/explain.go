@@ -87,9 +87,7 @@ func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message
 		return ex, ctx.Err()
 	}
 	ex.Route, ex.PolicyDomain = t.route, t.domain
-	if t.domain != domain {
-		local = c.cfg.Policy.lookup(t.domain)
-	}
+	local = c.cfg.Policy.forHop(domain, t.domain)
 	var st *stsState
 	if !t.literal {
 		st = c.lookupSTS(ctx, t.domain, local)

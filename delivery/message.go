@@ -80,8 +80,9 @@ type Message struct {
 	// no MX look-up), either with ":port" (default 25). The security
 	// requirement is then that of the next hop: its DANE records (those of
 	// its port, _<port>._tcp), and the MTA-STS policy and LocalPolicy rules
-	// of its own domain (the bracketed host name is its own domain). It
-	// overrides DomainPolicy.NextHop.
+	// of its own domain (the bracketed host name is its own domain), made
+	// stricter by the requirements the LocalPolicy writes for the
+	// recipient domain. It overrides DomainPolicy.NextHop.
 	NextHop string
 
 	// TLSReport marks a TLS-RPT report (RFC 8460 §3): it is delivered

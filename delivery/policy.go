@@ -50,7 +50,12 @@ type DomainPolicy struct {
 	Preloaded *sts.Policy
 
 	// NextHop routes the domain's mail through a smart host, written as
-	// Message.NextHop is (which takes precedence).
+	// Message.NextHop is (which takes precedence). RequireTLS,
+	// RequireAuthenticated, DANEOnly and Preloaded written beside it apply
+	// to the connection to the next hop, on top of the next hop domain's
+	// own rules; Config.Validate refuses those it can never meet (an
+	// address next hop has no name to authenticate) and an Override beside
+	// it (the domain's own policies are not used then).
 	NextHop string
 	// SourceIPv4 and SourceIPv6 override Config's for this domain (default
 	// Dial only).
@@ -87,6 +92,36 @@ type Override struct {
 // active reports whether the override applies at now.
 func (o Override) active(now time.Time) bool {
 	return (o.IgnoreDANE || o.IgnoreMTASTS) && o.Reason != "" && (o.Until.IsZero() || now.Before(o.Until))
+}
+
+// forHop returns the rules that apply when the mail of domain goes to the
+// next hop's domain hop: the next hop's own rules, made stricter by the
+// requirements written for domain. An operator who writes
+// RequireAuthenticated beside a NextHop means the connection to that next
+// hop; looking the requirement up under the next hop's name alone left it
+// silently dead. Requirements add up (each one only tightens); Preloaded,
+// NextHop, SourceIPv4 and SourceIPv6 of domain take the place of the next
+// hop's when set; an Override is the next hop's own only, since an override
+// loosens and one written for the recipient domain loosens that domain's
+// policy, which a next hop does not have.
+func (p *LocalPolicy) forHop(domain, hop string) DomainPolicy {
+	own, beside := p.lookup(hop), p.lookup(domain)
+	if hop == domain {
+		return own
+	}
+	own.RequireTLS = own.RequireTLS || beside.RequireTLS
+	own.RequireAuthenticated = own.RequireAuthenticated || beside.RequireAuthenticated
+	own.DANEOnly = own.DANEOnly || beside.DANEOnly
+	if beside.Preloaded != nil {
+		own.Preloaded = beside.Preloaded
+	}
+	if beside.SourceIPv4.IsValid() {
+		own.SourceIPv4 = beside.SourceIPv4
+	}
+	if beside.SourceIPv6.IsValid() {
+		own.SourceIPv6 = beside.SourceIPv6
+	}
+	return own
 }
 
 // lookup returns the rules for domain: an exact entry, else the longest

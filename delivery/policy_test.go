@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto/tls"
 	"errors"
 	"strings"
 	"sync"
@@ -397,5 +398,42 @@ func TestTrace(t *testing.T) {
 	}
 	if sent == 0 || received == 0 || !sawStartTLS {
 		t.Errorf("trace: %d sent, %d received, STARTTLS %v", sent, received, sawStartTLS)
+	}
+}
+
+// TestRequirementBesideANextHop is the review's finding 4: a requirement
+// written beside a NextHop applies to the connection to the next hop. It
+// was looked up under the next hop's own name, found nothing, and the mail
+// went over unauthenticated TLS.
+func TestRequirementBesideANextHop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cert   func(tw *testWorld) *tls.Certificate
+		status Status
+	}{
+		{"a certificate no one vouches for is refused", func(tw *testWorld) *tls.Certificate {
+			c := tw.w.CA.MustLeaf(testenv.LeafOptions{SelfSigned: true}, "smart.example")
+			return &c
+		}, TemporaryFailure},
+		{"a certificate for another name is refused", func(tw *testWorld) *tls.Certificate { return tw.cert("other.example") }, TemporaryFailure},
+		{"a valid certificate for the next hop is delivered", func(tw *testWorld) *tls.Certificate { return tw.cert("smart.example") }, Delivered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tw := newTestWorld(t, "insecure:smart.example.", "insecure:dest.example.")
+			sink, _ := tw.mx("", 0, "smart.example", testenv.SMTPOptions{Certificate: tc.cert(tw)})
+			c := tw.client(func(cfg *Config) {
+				cfg.Policy.Domains = map[string]DomainPolicy{"dest.example": {NextHop: "[smart.example]", RequireAuthenticated: true}}
+			})
+			r := deliver(t, c, msg("bob@dest.example"))[0]
+			if r.Status != tc.status {
+				t.Fatalf("status %v (%v), want %v", r.Status, r.Err, tc.status)
+			}
+			if r.Session.Requirement.Level != Authenticated || r.Session.Requirement.Basis != BasisLocal {
+				t.Errorf("requirement %+v, want authenticated TLS by local policy", r.Session.Requirement)
+			}
+			if got := len(sink.Messages()); (tc.status == Delivered) != (got == 1) {
+				t.Errorf("%d messages at the next hop", got)
+			}
+		})
 	}
 }

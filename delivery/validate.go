@@ -86,13 +86,15 @@ func (p *LocalPolicy) validate(bad badFunc) {
 
 func (dp DomainPolicy) validate(bad badFunc, field string) {
 	if dp.NextHop != "" {
-		if _, err := parseNextHop(dp.NextHop); err != nil {
+		if nh, err := parseNextHop(dp.NextHop); err != nil {
 			var de *Error
 			msg := err.Error()
 			if errors.As(err, &de) {
 				msg = de.Message
 			}
 			bad(field+".NextHop", "%s", msg)
+		} else {
+			dp.validateBesideHop(bad, field, nh)
 		}
 	}
 	checkSource(bad, field+".SourceIPv4", field+".SourceIPv6", dp.SourceIPv4, dp.SourceIPv6)
@@ -102,6 +104,26 @@ func (dp DomainPolicy) validate(bad badFunc, field string) {
 		bad(field+".Override.Reason", "empty: an override without a reason is never applied")
 	case !o.IgnoreDANE && !o.IgnoreMTASTS && (o.Reason != "" || !o.Until.IsZero()):
 		bad(field+".Override", "loosens nothing: set IgnoreDANE or IgnoreMTASTS, or remove it")
+	}
+}
+
+// validateBesideHop refuses the rules that can never apply beside a next
+// hop: the requirements apply to the connection to it (LocalPolicy.forHop),
+// so one it cannot meet would defer every message, and an override would
+// loosen a published policy that is not used.
+func (dp DomainPolicy) validateBesideHop(bad badFunc, field string, nh nextHop) {
+	if nh.literal.IsValid() {
+		for _, r := range []struct {
+			on   bool
+			name string
+		}{{dp.RequireAuthenticated, "RequireAuthenticated"}, {dp.DANEOnly, "DANEOnly"}} {
+			if r.on {
+				bad(field+"."+r.name, "can never be met: the next hop %s is an address, with no name to authenticate or look TLSA records up under; name the host in brackets, e.g. \"[smtp.example]:587\"", dp.NextHop)
+			}
+		}
+	}
+	if dp.Override.IgnoreDANE || dp.Override.IgnoreMTASTS {
+		bad(field+".Override", "never applies beside a NextHop: the domain's own DANE and MTA-STS policies are not used when its mail goes to a next hop; write the override under the next hop's domain")
 	}
 }
 

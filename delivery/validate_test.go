@@ -33,6 +33,11 @@ func TestConfigValidate(t *testing.T) {
 		{"next hop address without brackets", Config{Policy: LocalPolicy{Default: DomainPolicy{NextHop: "127.0.0.1"}}}, "Policy.Default.NextHop"},
 		{"override without a reason is never applied", Config{Policy: LocalPolicy{Default: DomainPolicy{Override: Override{IgnoreDANE: true}}}}, "Policy.Default.Override.Reason"},
 		{"override that loosens nothing", Config{Policy: LocalPolicy{Default: DomainPolicy{Override: Override{Reason: "broken"}}}}, "Policy.Default.Override"},
+		{"authentication beside an address next hop can never be met", Config{Policy: LocalPolicy{Domains: map[string]DomainPolicy{"example.com": {NextHop: "[127.0.0.1]:2525", RequireAuthenticated: true}}}}, `Policy.Domains["example.com"].RequireAuthenticated`},
+		{"DANE only beside an address next hop can never be met", Config{Policy: LocalPolicy{Domains: map[string]DomainPolicy{"example.com": {NextHop: "[::1]", DANEOnly: true}}}}, `Policy.Domains["example.com"].DANEOnly`},
+		{"authentication beside a named next hop applies to it", Config{Policy: LocalPolicy{Domains: map[string]DomainPolicy{"example.com": {NextHop: "[smtp.example]:587", RequireAuthenticated: true}}}}, ""},
+		{"TLS beside an address next hop applies to it", Config{Policy: LocalPolicy{Domains: map[string]DomainPolicy{"example.com": {NextHop: "[127.0.0.1]:2525", RequireTLS: true}}}}, ""},
+		{"override beside a next hop never applies", Config{Policy: LocalPolicy{Domains: map[string]DomainPolicy{"example.com": {NextHop: "relay.example", Override: Override{IgnoreMTASTS: true, Reason: "broken"}}}}}, `Policy.Domains["example.com"].Override`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -455,6 +455,30 @@ func (r *Resolver) LookupHost(ctx context.Context, host string) (*Answer, error)
 	return mergeHost(a4, err4, a6.ans, a6.err)
 }
 
+// LookupNetIP returns the addresses of host for network ("ip", "ip4" or
+// "ip6"), with the meaning and signature of net.Resolver.LookupNetIP, so
+// that a Resolver can stand wherever one is asked for (sts.AddrResolver).
+// Whether the answer was DNSSEC-secure is not reported: use LookupHost
+// where it matters.
+func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	var ans *Answer
+	var err error
+	switch network {
+	case "ip":
+		ans, err = r.LookupHost(ctx, host)
+	case "ip4":
+		ans, err = r.Lookup(ctx, host, dns.TypeA)
+	case "ip6":
+		ans, err = r.Lookup(ctx, host, dns.TypeAAAA)
+	default:
+		return nil, fmt.Errorf("dane: LookupNetIP: network %q, want ip, ip4 or ip6", network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ans.Addrs(), nil
+}
+
 func mergeHost(a4 *Answer, err4 error, a6 *Answer, err6 error) (*Answer, error) {
 	switch {
 	case errors.Is(err4, ErrBogus):

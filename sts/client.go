@@ -33,8 +33,9 @@ type Client struct {
 	HTTPClient *http.Client
 
 	// DialContext opens the TCP connections of policy fetches when
-	// HTTPClient is nil. Nil means a net.Dialer, which resolves the
-	// policy host with the system's resolver.
+	// HTTPClient is nil; when Resolver is an AddrResolver (as
+	// *dane.Resolver is) the policy host is looked up through it and
+	// DialContext is only given "ip:port". Nil means a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// RootCAs are the roots the certificates of MX hosts (and of policy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 )
 
 // TXTResolver looks up TXT records. *net.Resolver satisfies it, and so does
@@ -78,4 +79,16 @@ func (c *Client) resolver() TXTResolver {
 		return c.Resolver
 	}
 	return net.DefaultResolver
+}
+
+// AddrResolver is a TXTResolver that also finds a host's addresses. When
+// Client.Resolver is one, the policy host is looked up through it and
+// DialContext is only given "ip:port", so that one resolver answers every
+// question the Client asks (a net.Dialer would ask the system's).
+// *dane.Resolver and *net.Resolver are AddrResolvers.
+type AddrResolver interface {
+	TXTResolver
+	// LookupNetIP returns the addresses of host for network ("ip",
+	// "ip4" or "ip6"), as net.Resolver.LookupNetIP does.
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -131,14 +132,10 @@ func (c *Client) httpClient() *http.Client {
 			c.http = &hc
 			return
 		}
-		dial := c.DialContext
-		if dial == nil {
-			dial = (&net.Dialer{}).DialContext
-		}
 		c.http = &http.Client{
 			CheckRedirect: noRedirect,
 			Transport: &http.Transport{
-				DialContext: dial,
+				DialContext: c.dialPolicyHost,
 				TLSClientConfig: &tls.Config{
 					RootCAs:    c.RootCAs,
 					MinVersion: tls.VersionTLS12,
@@ -154,6 +151,51 @@ func (c *Client) httpClient() *http.Client {
 		}
 	})
 	return c.http
+}
+
+// dialPolicyHost connects to a policy host through DialContext (or a
+// net.Dialer). When Resolver is an AddrResolver the host name is looked up
+// through it and its addresses are dialled in turn, so that the dialer is
+// only ever given "ip:port".
+func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := c.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ar, ok := c.Resolver.(AddrResolver)
+	host, port, err := net.SplitHostPort(addr)
+	if !ok || err != nil {
+		return dial(ctx, network, addr)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return dial(ctx, network, addr)
+	}
+	family := "ip"
+	switch network {
+	case "tcp4":
+		family = "ip4"
+	case "tcp6":
+		family = "ip6"
+	}
+	addrs, err := ar.LookupNetIP(ctx, family, host)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	var errs []error
+	for _, ip := range addrs {
+		conn, err := dial(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("policy host %s has no address", host)}
+	}
+	return nil, errors.Join(errs...)
 }
 
 func (c *Client) timeout() time.Duration {

@@ -24,8 +24,7 @@ type Config struct {
 	Hostname string
 
 	// Resolver makes every DNS look-up (MX, addresses, TLSA; when MTASTS
-	// is nil, the MTA-STS TXT record and, when Dial is nil too, the policy
-	// host's addresses). Nil means a dane.Resolver reading
+	// is nil, the MTA-STS TXT record and the policy host's addresses). Nil means a dane.Resolver reading
 	// /etc/resolv.conf. DANE works only with a resolver that validates
 	// DNSSEC (see dane.Resolver.CheckHealth).
 	Resolver *dane.Resolver

@@ -204,12 +204,19 @@ func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) e
 // dialAddr connects to ip:port within the connect timeout, from the source
 // address the domain's rules or the Config choose.
 func (c *Client) dialAddr(ctx context.Context, a *attempt, ip netip.Addr, port uint16) (net.Conn, error) {
+	return c.dialIP(ctx, ip, port, a.src)
+}
+
+// dialIP connects to ip:port within the connect timeout: through
+// Config.Dial when set (which only ever receives "ip:port"), else from the
+// source address local's rules or the Config choose.
+func (c *Client) dialIP(ctx context.Context, ip netip.Addr, port uint16, local DomainPolicy) (net.Conn, error) {
 	if c.dial != nil {
 		ctx, cancel := context.WithTimeout(ctx, c.connectTimeout())
 		defer cancel()
 		return c.dial(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
 	}
-	return c.dialFrom(ctx, ip, port, a.src)
+	return c.dialFrom(ctx, ip, port, local)
 }
 
 // dialFrom connects to ip:port with a net.Dialer within the connect

@@ -50,20 +50,18 @@ func (c *Client) lookupSTS(ctx context.Context, domain string, local DomainPolic
 // defaultSTS is the MTA-STS client of a Config that names none.
 func (c *Client) defaultSTS() *sts.Client {
 	// The policy host is found and fetched the way MX hosts are: through
-	// the same resolver (DNSSEC-aware, cached) and dialer.
-	dial := c.dial
-	if dial == nil {
-		dial = c.dialPolicyHost
-	}
-	return &sts.Client{Resolver: c.resolver, DialContext: dial, RootCAs: c.cfg.RootCAs, Now: c.cfg.Now, Logger: c.log}
+	// the same resolver (DNSSEC-aware, cached) and dialer. Config.Dial is
+	// given "ip:port" only, so that a dialer which would resolve a name
+	// (a net.Dialer asks the system's resolver) never sees one.
+	return &sts.Client{Resolver: c.resolver, DialContext: c.dialPolicyHost, RootCAs: c.cfg.RootCAs, Now: c.cfg.Now, Logger: c.log}
 }
 
 // dialPolicyHost connects the default MTA-STS client to a policy host
-// ("mta-sts.<domain>:443") when Config.Dial is nil. A net.Dialer would ask
-// the system's resolver; the host is looked up through the Client's
-// resolver instead, the one every other look-up uses, and its addresses
-// are tried in the order MX hosts' are, each within the connect timeout,
-// from the source address the policy domain's rules or the Config choose.
+// ("mta-sts.<domain>:443"). A net.Dialer would ask the system's resolver;
+// the host is looked up through the Client's resolver instead, the one
+// every other look-up uses, and its addresses are tried in the order MX
+// hosts' are, each within the connect timeout, through Config.Dial or from
+// the source address the policy domain's rules or the Config choose.
 func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -90,7 +88,7 @@ func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.
 		if (network == "tcp4" && !ip.Is4()) || (network == "tcp6" && !ip.Is6()) {
 			continue
 		}
-		conn, err := c.dialFrom(ctx, ip, port, local)
+		conn, err := c.dialIP(ctx, ip, port, local)
 		if err == nil {
 			return conn, nil
 		}

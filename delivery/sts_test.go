@@ -172,9 +172,8 @@ func TestMTASTS(t *testing.T) {
 	t.Run("a changed policy is fetched again and used in the same attempt", func(t *testing.T) {
 		old := "version: STSv1\nmode: enforce\nmx: old.sts.example\nmax_age: 86400\n"
 		tw, sink, _ := stsWorld(t, old, testenv.SMTPOptions{})
-		c := tw.client(func(cfg *Config) {
-			cfg.MTASTS = &sts.Client{Resolver: cfg.Resolver, DialContext: cfg.Dial, RootCAs: cfg.RootCAs, RefetchInterval: time.Nanosecond}
-		})
+		c := tw.client(nil)
+		c.sts.RefetchInterval = time.Nanosecond
 		want(t, deliver(t, c, msg("bob@sts.example"))[0], TemporaryFailure, "4.4.8")
 		// The domain moves its MX and updates its policy, but not the id:
 		// the cached policy still names the old host.

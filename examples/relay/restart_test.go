@@ -44,7 +44,7 @@ func TestRelayKeepsMTASTSPolicyAcrossRestart(t *testing.T) {
 	// The restart happens under attack: the policy host is unreachable,
 	// the TXT record announces a new policy id (so the relay tries to
 	// fetch and fails) and STARTTLS is stripped on the way to the MX host.
-	const policyHost = "mta-sts.sts.test:443"
+	policyHost := w.PolicyAddr("sts.test") + ":443"
 	w.Dialer.Refuse(policyHost)
 	w.DNS.Remove("_mta-sts.sts.test", dns.TypeTXT)
 	must(t, w.DNS.Add(`_mta-sts.sts.test. 300 IN TXT "v=STSv1; id=2"`))

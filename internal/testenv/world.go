@@ -21,9 +21,10 @@ type World struct {
 	Policies *PolicyServer
 	Dialer   *Dialer
 
-	mu      sync.Mutex
-	nextIP  int
-	closers []func()
+	mu       sync.Mutex
+	nextIP   int
+	closers  []func()
+	policyIP map[string]string // domain -> the policy host's address
 }
 
 // NewWorld starts an empty world: no zones, no hosts.
@@ -122,8 +123,32 @@ func (w *World) PublishSTS(domain, id, policy string) error {
 		return err
 	}
 	w.Policies.Set(domain, PolicyResponse{Body: policy})
-	w.Dialer.Route("mta-sts."+domain+":443", w.Policies.Addr())
+	// The policy host gets an address of its own in the DNS, as an MX
+	// host does: the library must find it through its resolver, and the
+	// Dialer is given addresses only.
+	ip := w.PolicyAddr(domain)
+	if ip == "" {
+		ip = w.NextIP()
+		if err := w.DNS.Add(fmt.Sprintf("mta-sts.%s. 300 IN A %s", domain, ip)); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		if w.policyIP == nil {
+			w.policyIP = make(map[string]string)
+		}
+		w.policyIP[domain] = ip
+		w.mu.Unlock()
+	}
+	w.Dialer.Route(net.JoinHostPort(ip, "443"), w.Policies.Addr())
 	return nil
+}
+
+// PolicyAddr returns the address PublishSTS gave domain's policy host
+// ("mta-sts.<domain>"), to dial port 443 of, or "" before PublishSTS.
+func (w *World) PolicyAddr(domain string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.policyIP[normalizeName(domain)]
 }
 
 // PublishTLSA publishes a "3 1 1" TLSA record for host (whose zone must

@@ -66,7 +66,19 @@ func TestWorld(t *testing.T) {
 		t.Errorf("sink got %d messages", n)
 	}
 
-	// The policy is served at mta-sts.example.com.
+	// The policy is served at mta-sts.example.com, whose address is in
+	// the DNS and routed; the Dialer reaches it by that address (a name
+	// route is added here only for this test's HTTP client).
+	policyIP := w.PolicyAddr("example.com")
+	if policyIP == "" {
+		t.Fatal("no address for the policy host")
+	}
+	if conn, err := w.Dialer.DialContext(t.Context(), "tcp", policyIP+":443"); err != nil {
+		t.Fatalf("policy host address not routed: %v", err)
+	} else {
+		conn.Close()
+	}
+	w.Dialer.Route("mta-sts.example.com:443", w.Policies.Addr())
 	resp, err := w.Dialer.HTTPClient(w.CA.Pool()).Get("https://mta-sts.example.com" + PolicyPath)
 	if err != nil {
 		t.Fatal(err)

@@ -523,6 +523,8 @@ func TestInjectedHTTPClient(t *testing.T) {
 	w := newWorld(t)
 	w.build(t, domainSetup{Policies: &testenv.PolicyResponse{Location: "https://mta-sts.good.example/elsewhere"}})
 	w.env.HTTPClient = w.Dialer.HTTPClient(w.CA.Pool())
+	// An injected client finds hosts its own way: this one by name.
+	w.Dialer.Route("mta-sts.good.example:443", w.Policies.Addr())
 	expect(t, w.check(t, "good.example"), want{AreaSTS, "mta-sts.good.example", Error, "redirects are not followed"})
 	if n := w.Policies.Fetches("good.example"); n != 1 {
 		t.Errorf("policy fetched %d times, want 1", n)

@@ -77,17 +77,18 @@ func (e *Env) resolver() *dane.Resolver {
 	return e.Resolver
 }
 
-// dial connects through Dial, or else directly. A host name (the policy
-// host's) is then resolved through the env's resolver, not the system's,
-// so that -resolver answers every question the check asks.
+// dial connects through Dial, or else directly, to an address: a host
+// name (the policy host's) is resolved first through the env's resolver,
+// not the system's, so that -resolver answers every question the check
+// asks and Dial is only ever given "ip:port".
 func (e *Env) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	if e.Dial != nil {
-		return e.Dial(ctx, network, addr)
+	dial := e.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
 	}
-	var d net.Dialer
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || isAddress(host) {
-		return d.DialContext(ctx, network, addr)
+		return dial(ctx, network, addr)
 	}
 	ans, err := e.resolver().LookupHost(ctx, host)
 	if err != nil {
@@ -95,7 +96,7 @@ func (e *Env) dial(ctx context.Context, network, addr string) (net.Conn, error) 
 	}
 	var firstErr error
 	for _, ip := range ans.Addrs() {
-		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		c, err := dial(ctx, network, net.JoinHostPort(ip.String(), port))
 		if err == nil {
 			return c, nil
 		}

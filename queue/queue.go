@@ -33,6 +33,8 @@ type Queue struct {
 	stop       chan struct{} // closed by Shutdown
 	exited     chan struct{} // closed when Run returns
 	cancelWork context.CancelFunc
+
+	turns int // the scheduler loop's wake-ups in the last Run, for tests
 }
 
 // MaxRecipients bounds the recipients of one message.

@@ -72,8 +72,11 @@ type scheduler struct {
 	running    int
 	finalizing int
 	stopping   bool
-	outcomes   chan outcome
-	finalized  chan ID
+	// turns counts the loop's wake-ups, so that a test can tell a loop
+	// that waits from one that spins.
+	turns     int
+	outcomes  chan outcome
+	finalized chan ID
 }
 
 // Run delivers the queue's messages until ctx is cancelled or Shutdown is
@@ -128,7 +131,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		outcomes:  make(chan outcome, q.workers()),
 		finalized: make(chan ID, q.workers()),
 	}
-	return s.loop(ctx, stop)
+	err := s.loop(ctx, stop)
+	q.turns = s.turns
+	return err
 }
 
 // Shutdown stops Run gracefully: no new delivery starts, the deliveries
@@ -173,7 +178,12 @@ func (s *scheduler) loop(ctx context.Context, stop <-chan struct{}) error {
 	poll := cmp.Or(s.q.cfg.PollInterval, time.Minute)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// cancelled is ctx.Done() until it has fired once. A closed channel
+	// stays ready, so leaving it in the select would spin the loop at full
+	// CPU until the deliveries under way had finished.
+	cancelled := ctx.Done()
 	for {
+		s.turns++
 		sleep := poll
 		if !s.stopping {
 			sleep = s.fill(poll)
@@ -192,9 +202,10 @@ func (s *scheduler) loop(ctx context.Context, stop <-chan struct{}) error {
 		case <-stop:
 			s.shutdown()
 			stop = nil
-		case <-ctx.Done():
+		case <-cancelled:
 			s.cancel()
 			s.shutdown()
+			cancelled, stop = nil, nil
 		}
 		if !timer.Stop() {
 			select {

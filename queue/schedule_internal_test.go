@@ -1,0 +1,67 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealpost/sealpost/delivery"
+)
+
+// lingering is a Deliverer whose attempts start, then take linger to
+// notice that their context was cancelled, as a delivery in the middle of
+// a DATA write does.
+type lingering struct {
+	linger  time.Duration
+	started chan struct{}
+	once    sync.Once
+}
+
+func (d *lingering) Deliver(ctx context.Context, m *delivery.Message) ([]delivery.Result, error) {
+	d.once.Do(func() { close(d.started) })
+	<-ctx.Done()
+	time.Sleep(d.linger)
+	return nil, ctx.Err()
+}
+
+// TestCancelledRunWaitsWithoutSpinning cancels Run while a delivery is
+// under way that takes a while to end. The scheduler must wait for it,
+// not spin on the cancelled context: the old loop kept ctx.Done() in its
+// select, a closed channel that is always ready, and woke hundreds of
+// thousands of times a second until the delivery ended.
+func TestCancelledRunWaitsWithoutSpinning(t *testing.T) {
+	d := &lingering{linger: 300 * time.Millisecond, started: make(chan struct{})}
+	q, err := New(Config{Store: new(MemoryStore), Deliverer: d, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Envelope{From: "a@example.org", Recipients: []Recipient{{Addr: "b@example.com"}}}
+	if _, err := q.Enqueue(context.Background(), env, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	select {
+	case <-d.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery never started")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+	// A loop that waits wakes for the start, the cancellation, the
+	// outcome and the message's final store write: a handful of turns. The
+	// bound leaves room for stray timer wake-ups; a spinning loop makes
+	// tens of thousands of turns in the 300 ms the delivery lingers.
+	if q.turns > 50 {
+		t.Errorf("the scheduler loop woke %d times while one cancelled delivery ended; it spins", q.turns)
+	}
+}

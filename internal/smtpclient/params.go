@@ -188,8 +188,10 @@ func checkAddressLiteral(lit string) string {
 			return "bad address literal tag"
 		}
 		for i := 0; i < len(v6); i++ {
-			// dcontent = %d33-90 / %d94-126
-			if b := v6[i]; b < 33 || b > 126 || b == '[' || b == '\\' || b == ']' {
+			// dcontent = %d33-90 / %d94-126, less the angle brackets,
+			// which RFC 5321 admits here but would end the path early
+			// at a server that looks for the first ">".
+			if b := v6[i]; b < 33 || b > 126 || b == '[' || b == '\\' || b == ']' || b == '<' || b == '>' {
 				return "bad character in address literal"
 			}
 		}

@@ -26,12 +26,12 @@ type dsnRecipient struct {
 	until time.Time
 }
 
-// report adds r to the DSN of this round.
 // dsnDate is the form of every date field a DSN carries: RFC 5322 §3.3's
 // date-time without the optional day of the week, which mox's DSN parser
 // does not accept (and no parser tried needs).
 const dsnDate = "2 Jan 2006 15:04:05 -0700"
 
+// report adds r to the DSN of this round.
 func (m *active) report(r *Recipient, action string, until time.Time) {
 	m.reports = append(m.reports, dsnRecipient{r: *r, action: action, until: until})
 }

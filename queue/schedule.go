@@ -68,8 +68,10 @@ type scheduler struct {
 	domains map[string]*domainQueue
 	// runnable lists domains with waiting tasks and a free slot, in the
 	// order they get the next free worker (round robin).
-	runnable   []string
-	running    int
+	runnable []string
+	running  int
+	// finalizing counts the store writes under way in the background
+	// (finalize, mark); Run returns only once they are done.
 	finalizing int
 	stopping   bool
 	// turns counts the loop's wake-ups, so that a test can tell a loop
@@ -304,9 +306,12 @@ func (s *scheduler) ready(domain string, dq *domainQueue) {
 }
 
 // pump starts waiting tasks while workers are free, one domain at a time
-// in turn.
+// in turn. A worker is free once the result of its attempt is stored, not
+// when the attempt ends, so that a crash can catch no more than Workers
+// attempts whose results are not on disk, and deliver no more than that
+// again.
 func (s *scheduler) pump() {
-	for s.running < s.q.workers() && len(s.runnable) > 0 && !s.stopping {
+	for s.running+s.finalizing < s.q.workers() && len(s.runnable) > 0 && !s.stopping {
 		domain := s.runnable[0]
 		s.runnable = s.runnable[1:]
 		dq := s.domains[domain]
@@ -360,6 +365,8 @@ func (s *scheduler) finish(o outcome) {
 	t.msg.pending--
 	if t.msg.pending == 0 {
 		s.finalize(t.msg)
+	} else {
+		s.mark(t)
 	}
 	s.pump()
 }
@@ -384,6 +391,51 @@ func (s *scheduler) shutdown() {
 		}
 	}
 	s.runnable = nil
+}
+
+// mark stores the recipients a task delivered while the message's other
+// tasks are still under way or waiting for a worker (its other domains),
+// so that a crash meanwhile does not deliver them again: at-least-once
+// delivery then repeats only the deliveries that were under way. A
+// message's state is otherwise stored once, when its last task ends
+// (finalize), and a slow domain held back the marks of every other. The
+// mark is written in the background, as finalize's Update is, and shares
+// group commits with it; it keeps the lease. A recipient that asked for
+// NOTIFY=SUCCESS waits for finalize, which stores it together with the
+// round's DSN (a "relayed" report, unless the next hop took NOTIFY on):
+// marked alone, a crash would lose the report.
+func (s *scheduler) mark(t *task) {
+	m := t.msg
+	var idx []int
+	var rs []Recipient
+	for _, i := range t.idx {
+		r := m.env.Recipients[i]
+		if r.State == StateDelivered && r.Notify&NotifySuccess == 0 {
+			idx, rs = append(idx, i), append(rs, r)
+		}
+	}
+	if len(idx) == 0 {
+		return
+	}
+	s.finalizing++
+	id := m.env.ID
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.work), time.Minute)
+		defer cancel()
+		err := s.q.store.Modify(ctx, id, func(env *Envelope) error {
+			for k, i := range idx {
+				if i < len(env.Recipients) && env.Recipients[i].Addr == rs[k].Addr {
+					env.Recipients[i] = rs[k]
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			// The message's final Update stores the marks again.
+			s.q.log.Error("queue: storing delivered recipients", "id", id, "err", err)
+		}
+		s.finalized <- id
+	}()
 }
 
 // finalize stores a message's new state (and its DSN) in the background,

@@ -32,7 +32,9 @@ type Config struct {
 	// "localhost".
 	Hostname string
 
-	// Workers bounds the deliveries under way at once. Zero means 64.
+	// Workers bounds the deliveries under way at once. Zero means 64. A
+	// delivery counts until its result is stored, so a crash repeats at
+	// most Workers attempts (at-least-once delivery).
 	Workers int
 	// DomainWorkers bounds the deliveries under way at once to one
 	// recipient domain, so that a large batch to one domain neither

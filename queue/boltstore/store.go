@@ -53,10 +53,13 @@ var (
 	bucketDue    = []byte("queue.due")    // 8-byte time + ID → nothing
 	bucketLeased = []byte("queue.leased") // ID → nothing: messages under lease
 	bucketMeta   = []byte("queue.meta")   // counters
+
+	// ID → why: messages Claim or Recover could not hand out (Damaged).
+	bucketDamaged = []byte("queue.damaged")
 )
 
 var allBuckets = [][]byte{
-	bucketMsg, bucketBody, bucketDue, bucketLeased, bucketMeta,
+	bucketMsg, bucketBody, bucketDue, bucketLeased, bucketMeta, bucketDamaged,
 	bucketRPTCounts, bucketRPTSubs, bucketRPTSupp,
 	bucketSTS,
 }

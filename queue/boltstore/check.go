@@ -147,7 +147,8 @@ type pageFile struct {
 	npages uint64 // the high-water mark of the meta in use
 	meta   meta
 
-	// seen has a bit per page reached, to find cycles and shared pages.
+	// seen has a bit per page reached, to find cycles and shared pages;
+	// nil for lookups, which go down one path.
 	seen []uint64
 
 	// skip, when set, is given the damage found below a bucket or a
@@ -163,6 +164,12 @@ func (f *pageFile) corrupt(format string, args ...any) *CorruptError {
 // openPageFile reads and checks the meta pages of the file r of size
 // bytes and returns a reader of the pages of the meta bbolt will use.
 func openPageFile(r io.ReaderAt, path string, size int64) (*pageFile, error) {
+	return readMeta(r, path, size, false)
+}
+
+// readMeta is openPageFile; if cut is set, it accepts a file cut short,
+// whose missing pages are then damaged pages (for Salvage).
+func readMeta(r io.ReaderAt, path string, size int64, cut bool) (*pageFile, error) {
 	f := &pageFile{r: r, path: path, size: size}
 	if size < minPageSize {
 		return nil, f.corrupt("the file is %d bytes, smaller than a page", size)
@@ -175,7 +182,7 @@ func openPageFile(r io.ReaderAt, path string, size int64) (*pageFile, error) {
 		return nil, f.corrupt("meta pages: page size %d is not a power of two from %d to %d", psize, minPageSize, maxPageSize)
 	}
 	f.psize = psize
-	if size%int64(psize) != 0 {
+	if size%int64(psize) != 0 && !cut {
 		return nil, f.corrupt("the file is %d bytes, not a whole number of %d-byte pages: cut short", size, psize)
 	}
 	if size < 2*int64(psize) {
@@ -189,7 +196,12 @@ func openPageFile(r io.ReaderAt, path string, size int64) (*pageFile, error) {
 		return nil, f.corrupt("meta pages: page size %d in the meta page in use, %d in page 0", m.pageSize, psize)
 	}
 	filePages := uint64(size) / psize
+	if cut {
+		m.pgid = min(m.pgid, filePages)
+	}
 	switch {
+	case cut:
+		// readRun checks every page ID against the pages that are there.
 	case m.pgid < 3 || m.pgid > filePages:
 		return nil, f.corrupt("meta page (txid %d): high-water mark %d pages, the file holds %d: cut short or damaged", m.txid, m.pgid, filePages)
 	case m.root < 2 || m.root >= m.pgid:
@@ -259,7 +271,7 @@ func (f *pageFile) readRun(id uint64, where string) ([]byte, error) {
 	if overflow >= f.npages-id {
 		return nil, f.corrupt("page %d of %d (%s): %d overflow pages run past the last page", id, f.npages, where, overflow)
 	}
-	for i := id; i <= id+overflow; i++ {
+	for i := id; f.seen != nil && i <= id+overflow; i++ {
 		if f.seen[i/64]&(1<<(i%64)) != 0 {
 			return nil, f.corrupt("page %d of %d (%s): reached twice (a cycle, or a page two parents share)", i, f.npages, where)
 		}
@@ -383,6 +395,9 @@ func (f *pageFile) walkTree(id uint64, first, hi []byte, where string, leaf func
 	}
 	n := len(p.elems)
 	switch {
+	case f.skip != nil:
+		// Salvage reads what it can: the keys' order matters to bbolt,
+		// which will not read this file, not to a walk.
 	case first != nil && n == 0:
 		return f.damaged(f.corrupt("page %d of %d (%s): a %s page with 0 elements below a branch page", id, f.npages, where, pageType(p.flags)))
 	case first != nil && !bytes.Equal(p.elems[0].key, first):

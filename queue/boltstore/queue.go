@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sealpost/sealpost/queue"
@@ -54,11 +56,13 @@ func timeBits(t time.Time) uint64 {
 
 // txn is one transaction's view of the queue buckets.
 type txn struct {
-	msg, body, due, leased, meta *bolt.Bucket
+	path                                  string // the file, for errors
+	msg, body, due, leased, meta, damaged *bolt.Bucket
 }
 
 func queueTxn(tx *bolt.Tx) txn {
-	t := txn{tx.Bucket(bucketMsg), tx.Bucket(bucketBody), tx.Bucket(bucketDue), tx.Bucket(bucketLeased), tx.Bucket(bucketMeta)}
+	t := txn{tx.DB().Path(), tx.Bucket(bucketMsg), tx.Bucket(bucketBody), tx.Bucket(bucketDue), tx.Bucket(bucketLeased),
+		tx.Bucket(bucketMeta), tx.Bucket(bucketDamaged)}
 	// IDs grow with arrival time, so new messages are appended at the
 	// right edge of msg and body. bbolt splits a page at FillPercent
 	// (0.5 by default, for random inserts), which would leave every page
@@ -77,16 +81,49 @@ func (t txn) load(id queue.ID) (*record, error) {
 	if v == nil {
 		return nil, queue.ErrNotFound
 	}
-	return decode(id, v)
+	return decode(t.path, id, v)
 }
 
-// decode reads the msg bucket's value v for id.
-func decode(id queue.ID, v []byte) (*record, error) {
+// decode reads the msg bucket's value v for id, from the file at path. A
+// record that does not decode, or holds no envelope, or another message's,
+// is a *CorruptError.
+func decode(path string, id queue.ID, v []byte) (*record, error) {
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("boltstore: message %s: stored record unreadable: %w", id, err)
+		return nil, recordError(path, bucketMsg, []byte(id), "invalid JSON", err)
+	}
+	switch {
+	case r.Env == nil:
+		return nil, recordError(path, bucketMsg, []byte(id), "no envelope", nil)
+	case r.Env.ID != id:
+		return nil, recordError(path, bucketMsg, []byte(id), fmt.Sprintf("holds the envelope of message %q", r.Env.ID), nil)
 	}
 	return &r, nil
+}
+
+// setAside takes a message Claim or Recover cannot hand out (its record
+// unreadable, its content missing) out of the due index and the leases, so
+// that it neither blocks the messages behind it nor is read again at every
+// Claim, and notes it in the damaged bucket for Damaged. The record and
+// content stay where they are for Get, Delete and Salvage.
+func (t txn) setAside(key []byte, id queue.ID, why error) error {
+	if key != nil {
+		if err := t.due.Delete(key); err != nil {
+			return err
+		}
+	}
+	if id == "" {
+		return nil // an index key without an ID
+	}
+	if err := t.leased.Delete([]byte(id)); err != nil {
+		return err
+	}
+	bucket, what := string(bucketMsg), why.Error()
+	var ce *CorruptError
+	if errors.As(why, &ce) {
+		bucket, what = ce.Bucket, ce.What
+	}
+	return t.damaged.Put([]byte(id), []byte(bucket+"\x00"+what))
 }
 
 // store writes r and moves its index entry from where old said it was.
@@ -138,7 +175,7 @@ func (t txn) remove(id queue.ID, key time.Time, indexed bool) error {
 			return err
 		}
 	}
-	for _, b := range []*bolt.Bucket{t.msg, t.body, t.leased} {
+	for _, b := range []*bolt.Bucket{t.msg, t.body, t.leased, t.damaged} {
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
@@ -181,24 +218,21 @@ func (s *Store) Claim(ctx context.Context, now, until time.Time, limit int) ([]*
 		out = out[:0]
 		t := queueTxn(tx)
 		limitKey := binary.BigEndian.AppendUint64(nil, timeBits(now)+1)
-		var ids []queue.ID
+		var keys [][]byte
 		c := t.due.Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) < 0 && len(ids) < limit; k, _ = c.Next() {
-			ids = append(ids, queue.ID(k[8:]))
+		for k, _ := c.First(); k != nil && bytes.Compare(k, limitKey) < 0 && len(keys) < limit; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
 		}
 		// The cursor is not used past here: bbolt cursors do not survive
 		// changes to their bucket.
-		for _, id := range ids {
-			r, err := t.load(id)
+		for _, k := range keys {
+			env, err := t.claim(k, until)
 			if err != nil {
 				return err
 			}
-			old, _ := r.key()
-			r.Lease = until
-			if err := t.store(r, old, true); err != nil {
-				return err
+			if env != nil {
+				out = append(out, env)
 			}
-			out = append(out, r.Env)
 		}
 		return nil
 	})
@@ -206,6 +240,41 @@ func (s *Store) Claim(ctx context.Context, now, until time.Time, limit int) ([]*
 		return nil, err
 	}
 	return out, nil
+}
+
+// claim leases the message of the due index key k until until and
+// returns its envelope, or nil if the entry leads to no message that can
+// be handed out: a damaged one is set aside, a stale entry (its record is
+// indexed elsewhere) is put right.
+func (t txn) claim(k []byte, until time.Time) (*queue.Envelope, error) {
+	if len(k) <= 8 {
+		return nil, t.setAside(k, "", nil)
+	}
+	id := queue.ID(k[8:])
+	r, err := t.load(id)
+	var ce *CorruptError
+	switch {
+	case err == queue.ErrNotFound:
+		return nil, t.due.Delete(k)
+	case errors.As(err, &ce):
+		return nil, t.setAside(k, id, err)
+	case err != nil:
+		return nil, err
+	case t.body.Get([]byte(id)) == nil:
+		return nil, t.setAside(k, id, recordError(t.path, bucketBody, []byte(id), "missing", nil))
+	}
+	old, ok := r.key()
+	if !ok || !bytes.Equal(k, dueKey(old, id)) {
+		if err := t.due.Delete(k); err != nil || !ok {
+			return nil, err
+		}
+		return nil, t.due.Put(dueKey(old, id), nil)
+	}
+	r.Lease = until
+	if err := t.store(r, old, true); err != nil {
+		return nil, err
+	}
+	return r.Env, nil
 }
 
 // Update implements queue.Store.
@@ -291,6 +360,12 @@ func (s *Store) Recover(ctx context.Context) (int, error) {
 		}
 		for _, id := range ids {
 			ok, err := t.release(id)
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				// A queue that cannot start for one record would hold up
+				// all the others.
+				err = t.setAside(nil, id, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -333,12 +408,38 @@ func (s *Store) Delete(ctx context.Context, id queue.ID) error {
 	return s.c.update(func(tx *bolt.Tx) error {
 		t := queueTxn(tx)
 		r, err := t.load(id)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return t.removeDamaged(id)
+		}
 		if err != nil {
 			return err
 		}
 		key, indexed := r.key()
 		return t.remove(id, key, indexed)
 	})
+}
+
+// removeDamaged deletes a message whose record cannot be read, so that an
+// operator can get rid of it. Its index entry, if Claim has not set it
+// aside yet, is found by a scan of the index: rare, and only for damage.
+func (t txn) removeDamaged(id queue.ID) error {
+	var stale [][]byte
+	err := t.due.ForEach(func(k, _ []byte) error {
+		if len(k) > 8 && string(k[8:]) == string(id) {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := t.due.Delete(k); err != nil {
+			return err
+		}
+	}
+	return t.remove(id, time.Time{}, false)
 }
 
 // Get implements queue.Store.
@@ -389,9 +490,9 @@ func (s *Store) List(ctx context.Context, after queue.ID, limit int) ([]*queue.E
 			k, v = c.Next()
 		}
 		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			r, err := decode(queue.ID(k), v)
+			r, err := decode(s.db.Path(), queue.ID(k), v)
 			if err != nil {
-				return err
+				continue // damaged: Get says how; one record does not hide the rest
 			}
 			out = append(out, r.Env)
 		}
@@ -412,10 +513,29 @@ func (s *Store) Stats(ctx context.Context) (int, time.Time, error) {
 		if v := t.meta.Get(countKey); len(v) == 8 {
 			n = int(binary.BigEndian.Uint64(v))
 		}
-		if k, _ := t.due.Cursor().First(); k != nil {
+		if k, _ := t.due.Cursor().First(); len(k) >= 8 {
 			next = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 		}
 		return nil
 	})
 	return n, next, err
+}
+
+// Damaged returns the messages Claim and Recover set aside because their
+// record could not be read or their content was missing: they are no
+// longer tried. Get tells what is wrong with each, Delete removes one, and
+// Salvage copies what can be read of a damaged file to a new one.
+func (s *Store) Damaged(ctx context.Context) ([]*CorruptError, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*CorruptError
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDamaged).ForEach(func(k, v []byte) error {
+			bucket, what, _ := strings.Cut(string(v), "\x00")
+			out = append(out, recordError(s.db.Path(), []byte(bucket), k, what, nil))
+			return nil
+		})
+	})
+	return out, err
 }

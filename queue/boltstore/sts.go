@@ -3,7 +3,6 @@ package boltstore
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/sealpost/sealpost/sts"
 	bolt "go.etcd.io/bbolt"
@@ -37,7 +36,7 @@ func (c PolicyCache) Get(ctx context.Context, domain string) (sts.StoredPolicy, 
 			return nil
 		}
 		found = true
-		return unmarshalPolicy(v, &p)
+		return unmarshalPolicy(c.s.db.Path(), []byte(domain), v, &p)
 	})
 	return p, found, err
 }
@@ -62,28 +61,34 @@ func (c PolicyCache) Delete(ctx context.Context, domain string) error {
 	return c.s.c.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSTS).Delete([]byte(domain)) })
 }
 
-// List implements sts.Store. The policies come sorted by domain.
+// List implements sts.Store. The policies come sorted by domain. A policy
+// that cannot be read is left out (Get returns its error), as if it were
+// not cached: the sts client fetches it again, and Put replaces it.
 func (c PolicyCache) List(ctx context.Context) ([]sts.StoredPolicy, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var out []sts.StoredPolicy
 	err := c.s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSTS).ForEach(func(_, v []byte) error {
+		return tx.Bucket(bucketSTS).ForEach(func(k, v []byte) error {
 			var p sts.StoredPolicy
-			if err := unmarshalPolicy(v, &p); err != nil {
-				return err
+			if unmarshalPolicy(c.s.db.Path(), k, v, &p) == nil {
+				out = append(out, p)
 			}
-			out = append(out, p)
 			return nil
 		})
 	})
 	return out, err
 }
 
-func unmarshalPolicy(v []byte, p *sts.StoredPolicy) error {
+// unmarshalPolicy reads the cached policy v of domain, from the file at
+// path; one that does not decode is a *CorruptError.
+func unmarshalPolicy(path string, domain, v []byte, p *sts.StoredPolicy) error {
+	if v == nil { // a nested bucket, not a value
+		return recordError(path, bucketSTS, domain, "a bucket, not a policy", nil)
+	}
 	if err := json.Unmarshal(v, p); err != nil {
-		return fmt.Errorf("boltstore: cached MTA-STS policy unreadable: %w", err)
+		return recordError(path, bucketSTS, domain, "invalid JSON", err)
 	}
 	return nil
 }

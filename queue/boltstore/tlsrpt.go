@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"strings"
 	"time"
@@ -70,8 +69,11 @@ func (s *Store) AddCounts(ctx context.Context, batch []tlsrpt.Counts) error {
 			key := append(domainKey(c.Day, c.Policy.Domain), id[:]...)
 			sc := storedCounts{Policy: c.Policy}
 			if v := b.Get(key); v != nil {
-				if err := json.Unmarshal(v, &sc); err != nil {
-					return fmt.Errorf("boltstore: TLS-RPT counts unreadable: %w", err)
+				// Counts that cannot be read are replaced: one policy's
+				// day of counts is lost, where failing would stop the
+				// recorder for good.
+				if json.Unmarshal(v, &sc) != nil {
+					sc = storedCounts{Policy: c.Policy}
 				}
 			}
 			sc.Successful += c.Successful
@@ -130,7 +132,8 @@ func (s *Store) DayDomains(ctx context.Context, day tlsrpt.Day) ([]string, error
 	return out, err
 }
 
-// DayCounts implements tlsrpt.Store.
+// DayCounts implements tlsrpt.Store. Counts that cannot be read are left
+// out, so that one damaged record does not stop the day's report.
 func (s *Store) DayCounts(ctx context.Context, day tlsrpt.Day, domain string) ([]tlsrpt.Counts, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -141,8 +144,8 @@ func (s *Store) DayCounts(ctx context.Context, day tlsrpt.Day, domain string) ([
 		c := tx.Bucket(bucketRPTCounts).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var sc storedCounts
-			if err := json.Unmarshal(v, &sc); err != nil {
-				return fmt.Errorf("boltstore: TLS-RPT counts unreadable: %w", err)
+			if json.Unmarshal(v, &sc) != nil {
+				continue
 			}
 			p := sc.Policy
 			counts := tlsrpt.Counts{Day: day, Policy: tlsrpt.NewPolicy(p.Type, p.Domain, p.Strings, p.MXHosts),
@@ -169,7 +172,7 @@ func (s *Store) UpdateSubmission(ctx context.Context, day tlsrpt.Day, domain str
 		sub := tlsrpt.Submission{Day: day, Domain: domain}
 		if v := b.Get(key); v != nil {
 			if err := json.Unmarshal(v, &sub); err != nil {
-				return fmt.Errorf("boltstore: TLS-RPT submission unreadable: %w", err)
+				return recordError(tx.DB().Path(), bucketRPTSubs, key, "invalid JSON", err)
 			}
 		}
 		if err := update(&sub); err != nil {
@@ -219,7 +222,8 @@ func (s *Store) Unsuppress(ctx context.Context, kind tlsrpt.SuppressionKind, val
 	})
 }
 
-// Suppressions implements tlsrpt.Store.
+// Suppressions implements tlsrpt.Store. A suppression that cannot be read
+// is left out, so that one damaged record does not stop every report.
 func (s *Store) Suppressions(ctx context.Context) ([]tlsrpt.Suppression, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -228,10 +232,9 @@ func (s *Store) Suppressions(ctx context.Context) ([]tlsrpt.Suppression, error) 
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRPTSupp).ForEach(func(_, v []byte) error {
 			var sup tlsrpt.Suppression
-			if err := json.Unmarshal(v, &sup); err != nil {
-				return fmt.Errorf("boltstore: TLS-RPT suppression unreadable: %w", err)
+			if json.Unmarshal(v, &sup) == nil {
+				out = append(out, sup)
 			}
-			out = append(out, sup)
 			return nil
 		})
 	})
@@ -246,7 +249,7 @@ func (s *Store) DeleteBefore(ctx context.Context, day tlsrpt.Day, now time.Time)
 	limit := dayKey(day)
 	return s.c.update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketRPTCounts, bucketRPTSubs} {
-			if err := deleteWhile(tx.Bucket(name), func(k []byte) bool { return bytes.Compare(k[:4], limit) < 0 }); err != nil {
+			if err := deleteWhile(tx.Bucket(name), func(k []byte) bool { return len(k) < 4 || bytes.Compare(k[:4], limit) < 0 }); err != nil {
 				return err
 			}
 		}

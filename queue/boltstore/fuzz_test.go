@@ -26,25 +26,12 @@ func FuzzOpen(f *testing.F) {
 	if err := db.Close(); err != nil {
 		f.Fatal(err)
 	}
-	s, err := Open(path, &Options{NoSync: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	fillStore(f, s, 2)
-	if err := s.Close(); err != nil {
-		f.Fatal(err)
-	}
-	seed, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+	seed, psize := buildFile(f, path, 2) // trimmed to its pages: small inputs
 	pf, err := openPageFile(bytes.NewReader(seed), path, int64(len(seed)))
 	if err != nil {
 		f.Fatal(err)
 	}
-	seed = seed[:pf.npages*pf.psize] // keep the inputs small
 	f.Add(seed)
-	psize := int(pf.psize)
 	for _, spoil := range []func(b []byte){
 		func(b []byte) { clear(b[2*psize : 3*psize]) },
 		func(b []byte) { b[int(pf.meta.root)*psize+10] = 0xff },

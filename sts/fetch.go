@@ -10,8 +10,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/hostdial"
 )
 
 // DefaultTimeout bounds a policy fetch when Client.Timeout is zero. RFC 8461
@@ -158,44 +159,16 @@ func (c *Client) httpClient() *http.Client {
 // through it and its addresses are dialled in turn, so that the dialer is
 // only ever given "ip:port".
 func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.Conn, error) {
-	dial := c.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
 	ar, ok := c.Resolver.(AddrResolver)
-	host, port, err := net.SplitHostPort(addr)
-	if !ok || err != nil {
+	if !ok {
+		dial := c.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
 		return dial(ctx, network, addr)
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return dial(ctx, network, addr)
-	}
-	family := "ip"
-	switch network {
-	case "tcp4":
-		family = "ip4"
-	case "tcp6":
-		family = "ip6"
-	}
-	addrs, err := ar.LookupNetIP(ctx, family, host)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
-	var errs []error
-	for _, ip := range addrs {
-		conn, err := dial(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) == 0 {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("policy host %s has no address", host)}
-	}
-	return nil, errors.Join(errs...)
+	d := &hostdial.Dialer{Resolver: ar, Dial: c.DialContext}
+	return d.DialContext(ctx, network, addr)
 }
 
 func (c *Client) timeout() time.Duration {

@@ -50,7 +50,11 @@ type Config struct {
 	// DKIMSigner. Required when MailSender is set.
 	MailSigner MailSigner
 	// HTTPClient POSTs reports to https: destinations. Nil means a client
-	// with its own copy of http.DefaultTransport.
+	// with its own copy of http.DefaultTransport, without a proxy, that
+	// looks report hosts up through Resolver and verifies them against the
+	// system's roots. Resolver must then also have LookupNetIP, as
+	// *dane.Resolver and *net.Resolver do: without it https: submissions
+	// fail rather than ask the machine's resolver.
 	HTTPClient *http.Client
 	// StrictHTTPS forbids the second, unverified POST made when a report
 	// host's certificate does not verify. RFC 8460 §3 lets submitters
@@ -140,7 +144,7 @@ func NewReporter(cfg Config) (*Reporter, error) {
 		r.cfg.Resolver = &net.Resolver{}
 	}
 	if r.http == nil {
-		r.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		r.http = defaultHTTPClient(r.cfg.Resolver)
 	}
 	if r.rng == nil {
 		var seed [16]byte

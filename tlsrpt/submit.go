@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/hostdial"
 )
 
 // MediaTypeGzip and MediaTypeJSON are the media types of a report
@@ -374,3 +377,24 @@ func (r *Reporter) deliver(ctx context.Context, rua RUA, domain string, report *
 	}
 	return nil
 }
+
+// defaultHTTPClient is the client of a Reporter configured without one:
+// http.DefaultTransport's settings without its proxy, with report hosts
+// looked up through res, so that a Reporter given a resolver asks no
+// other (a net.Dialer, or a proxy, would ask its own).
+func defaultHTTPClient(res TXTResolver) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	if ar, ok := res.(hostdial.Resolver); ok {
+		t.DialContext = (&hostdial.Dialer{Resolver: ar}).DialContext
+	} else {
+		t.DialContext = func(context.Context, string, string) (net.Conn, error) {
+			return nil, errNoAddrResolver
+		}
+	}
+	return &http.Client{Transport: t}
+}
+
+// errNoAddrResolver fails https: submissions of a Reporter whose Resolver
+// cannot look up the report host.
+var errNoAddrResolver = errors.New("tlsrpt: Config.Resolver cannot look up addresses (it has no LookupNetIP): set Config.HTTPClient to submit to https: destinations")

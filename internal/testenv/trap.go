@@ -34,6 +34,16 @@ func (t *resolverTrap) take() []string {
 	return caught
 }
 
+// TrappedLookups returns the questions that reached the system resolver
+// so far in this test binary (the first 50), without forgetting them, so
+// that a test can check that what it ran asked none: Main fails the whole
+// binary for them at the end, TrappedLookups names the test that asked.
+func TrappedLookups() []string {
+	systemTrap.mu.Lock()
+	defer systemTrap.mu.Unlock()
+	return append([]string(nil), systemTrap.caught...)
+}
+
 // Main runs a test binary's tests with the system resolver trapped, and
 // fails the binary loudly if anything asked it: call it from TestMain in
 // every package whose tests touch the network. Every look-up through Go's

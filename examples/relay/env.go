@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/hostdial"
 )
 
 // Env is everything the relay takes from the machine it runs on. main
@@ -26,7 +27,8 @@ type Env struct {
 	// resolver wins over it.
 	Resolver *dane.Resolver
 	// Dial connects to MX hosts ("ip:25"), MTA-STS policy hosts and
-	// TLS-RPT https: destinations ("host:443"). Nil means a net.Dialer.
+	// TLS-RPT https: destinations ("ip:443"): every name is looked up
+	// through Resolver first. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// RootCAs are the WebPKI roots. Nil means the system's.
 	RootCAs *x509.CertPool
@@ -110,13 +112,16 @@ func isServerAddr(s string) bool {
 }
 
 // httpClient is the client for TLS-RPT https: destinations: nil (the
-// tlsrpt default) unless the env changes how to dial or what to trust.
-func (e *Env) httpClient() *http.Client {
+// tlsrpt default, which looks report hosts up through the Reporter's
+// resolver) unless the env changes how to dial or what to trust. Its
+// report hosts are looked up through res, so that Dial is only given
+// addresses.
+func (e *Env) httpClient(res *dane.Resolver) *http.Client {
 	if e.Dial == nil && e.RootCAs == nil {
 		return nil
 	}
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         e.Dial,
+		DialContext:         (&hostdial.Dialer{Resolver: res, Dial: e.Dial}).DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: e.RootCAs, Time: e.Now},
 		TLSHandshakeTimeout: 30 * time.Second,
 	}}

@@ -178,7 +178,7 @@ func (r *Relay) wire(env *Env) error {
 		Store:            r.store,
 		Recorder:         r.recorder,
 		Resolver:         r.resolver,
-		HTTPClient:       env.httpClient(),
+		HTTPClient:       env.httpClient(r.resolver),
 		Now:              env.Now,
 		Logger:           r.log,
 	}

@@ -352,6 +352,37 @@ func TestRelayTLSRPTBounce(t *testing.T) {
 	}
 }
 
+// TestRelayTLSRPTReportHTTPS checks a report to an https: destination:
+// the report host is found through the relay's resolver and dialled by
+// address (review finding 2; the relay's client handed the name to the
+// dialer, which a net.Dialer resolves through the machine's resolver).
+func TestRelayTLSRPTReportHTTPS(t *testing.T) {
+	w := newWorld(t, testenv.SMTPOptions{})
+	ip := w.NextIP()
+	must(t, w.DNS.Zone("rpth.test", testenv.Secure,
+		`_smtp._tls 300 IN TXT "v=TLSRPTv1; rua=https://reports.rpth.test/v1/tlsrpt"`,
+		"reports 300 IN A "+ip))
+	w.Dialer.Route(ip+":443", w.Policies.Addr())
+	log := &syncBuffer{}
+	cfg := config(t)
+	cfg.TLSRPT = TLSRPTConfig{Organization: "Relay Test", Submitter: "relay.test"}
+	env := w.env(log)
+	env.Now = reportClock(t, cfg.Store, "rpth.test")
+	start(t, cfg, env)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.Policies.Reports()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no report posted to reports.rpth.test; dialled %q\n%s", w.Dialer.Dialed(), log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := w.Policies.Reports()
+	if len(got) != 1 || got[0].Host != "reports.rpth.test" || got[0].Path != "/v1/tlsrpt" {
+		t.Errorf("reports posted: %+v, want one to reports.rpth.test/v1/tlsrpt", got)
+	}
+}
+
 // reportClock stores yesterday's counts for domain in the store file and
 // returns a clock at noon UTC tomorrow (so that certificates issued now
 // are valid), well after yesterday's reports are due.

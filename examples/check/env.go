@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/hostdial"
 )
 
 // defaultTimeout bounds one network step when Env.Timeout is zero.
@@ -82,32 +82,7 @@ func (e *Env) resolver() *dane.Resolver {
 // not the system's, so that -resolver answers every question the check
 // asks and Dial is only ever given "ip:port".
 func (e *Env) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	dial := e.Dial
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || isAddress(host) {
-		return dial(ctx, network, addr)
-	}
-	ans, err := e.resolver().LookupHost(ctx, host)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
-	var firstErr error
-	for _, ip := range ans.Addrs() {
-		c, err := dial(ctx, network, net.JoinHostPort(ip.String(), port))
-		if err == nil {
-			return c, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	if firstErr == nil {
-		firstErr = &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s has no address", host)}
-	}
-	return nil, firstErr
+	return (&hostdial.Dialer{Resolver: e.resolver(), Dial: e.Dial}).DialContext(ctx, network, addr)
 }
 
 // httpClient returns the client for policy fetches: HTTPClient, or one

@@ -198,6 +198,10 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	switch {
 	case rt.refuse:
 		return nil, opErr(&os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED})
+	case rt.to == "" && !isIPKey(key):
+		// The library resolves names through its resolver and dials
+		// addresses; a name here went around the resolver.
+		return nil, opErr(fmt.Errorf("%w %s: the dialer was given a host name, not an address (code under test must look it up through its resolver; a test that means it routes the name with Dialer.Route)", ErrNoRoute, key))
 	case rt.to == "":
 		return nil, opErr(fmt.Errorf("%w %s (route it with Dialer.Route)", ErrNoRoute, key))
 	}
@@ -208,6 +212,16 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	var nd net.Dialer
 	return nd.DialContext(ctx, "tcp", rt.to)
+}
+
+// isIPKey reports whether a routeKey's host is an IP address.
+func isIPKey(key string) bool {
+	host, _, err := net.SplitHostPort(key)
+	if err != nil {
+		return false
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
 }
 
 // Dial is DialContext under the name some configuration structs use; it

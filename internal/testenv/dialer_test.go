@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -77,8 +78,12 @@ func TestDialerFailures(t *testing.T) {
 		ctx   time.Duration // deadline; 0 = none
 		check func(error) bool
 	}{
-		{"unrouted address is never dialed", func(*Dialer) {}, "mx.example.com:25", 0,
-			func(err error) bool { return errors.Is(err, ErrNoRoute) }},
+		{"unrouted address is never dialed", func(*Dialer) {}, "127.0.0.9:25", 0,
+			func(err error) bool { return errors.Is(err, ErrNoRoute) && !strings.Contains(err.Error(), "host name") }},
+		{"an unrouted name says it went around the resolver", func(*Dialer) {}, "mx.example.com:25", 0,
+			func(err error) bool {
+				return errors.Is(err, ErrNoRoute) && strings.Contains(err.Error(), "given a host name, not an address")
+			}},
 		{"refused", func(d *Dialer) { d.Refuse("127.0.0.2:25") }, "127.0.0.2:25", 0,
 			func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }},
 		{"refused even when routed", func(d *Dialer) { d.Route("127.0.0.2:25", ln.Addr().String()); d.Refuse("127.0.0.2:25") }, "127.0.0.2:25", 0,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -74,8 +75,15 @@ func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message
 	if msg == nil {
 		msg = &Message{}
 	}
-	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	ex := &Explanation{Domain: domain, PolicyDomain: domain}
+	if !strings.HasPrefix(domain, "[") {
+		d, err := dnsname.Canonical(domain)
+		if err != nil {
+			ex.Err = failure(550, codeBadDomain, err, "%v", err)
+			return ex, ctx.Err()
+		}
+		domain, ex.Domain, ex.PolicyDomain = d, d, d
+	}
 	local := c.cfg.Policy.lookup(domain)
 	ex.NextHop = msg.NextHop
 	if ex.NextHop == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // MXHost is one host a domain's mail may be delivered to.
@@ -68,7 +69,7 @@ func resolveMX(ctx context.Context, r mxResolver, domain string, allowLiterals b
 	if strings.HasPrefix(domain, "[") {
 		return literalRoute(domain, allowLiterals)
 	}
-	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	domain = dnsname.Fold(domain)
 	route := &MXRoute{Domain: domain}
 	ans, err := r.Lookup(ctx, domain, dns.TypeMX)
 	switch {
@@ -109,9 +110,9 @@ func (route *MXRoute) addMX(records []*dns.MX) error {
 	nullMX := false
 	var literals int
 	for _, mx := range records {
-		host := strings.TrimSuffix(strings.ToLower(mx.Mx), ".")
+		host := dnsname.Fold(mx.Mx)
 		switch {
-		case host == "":
+		case host == "." || host == "":
 			// RFC 7505 §3: "MX 0 ." says the domain accepts no mail. A
 			// domain must not publish it beside other MX records; when one
 			// does, the other records are the usable ones.

@@ -308,6 +308,21 @@ func TestExplain(t *testing.T) {
 	if ex.Err == nil || !strings.Contains(ex.String(), "not deliverable") {
 		t.Errorf("NXDOMAIN explained as %+v", ex)
 	}
+	// A name Deliver would refuse is explained as refused, before any
+	// look-up, with the rule it breaks; U+212A is read by IDNA's mapping.
+	before := dw.w.DNS.TotalQueries()
+	for _, bad := range []string{"secure..example", "secure.example\r\nRCPT TO:<x@y>", strings.Repeat("a", 64) + ".example"} {
+		ex, _ := c.Explain(t.Context(), bad)
+		if de := asError(ex.Err); de == nil || de.Temporary || de.Code != 550 {
+			t.Errorf("Explain(%q): %v, want a permanent 550", bad, ex.Err)
+		}
+	}
+	if n := dw.w.DNS.TotalQueries(); n != before {
+		t.Errorf("%d DNS questions asked for names that are not names", n-before)
+	}
+	if ex, _ := c.Explain(t.Context(), "s\u212Aecure.example"); ex.Domain != "skecure.example" {
+		t.Errorf("U+212A explained as domain %q, want IDNA's mapping to k", ex.Domain)
+	}
 }
 
 // ExplainMessage decides the hosts for a message as Deliver would:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // target is where one domain's recipients go in one attempt: the MX route
@@ -86,16 +87,19 @@ func parseNextHop(s string) (nextHop, error) {
 		}
 		host, nh.port = h, port
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if a, err := netip.ParseAddr(strings.TrimPrefix(host, "ipv6:")); err == nil {
+	if a, err := netip.ParseAddr(strings.TrimPrefix(strings.ToLower(host), "ipv6:")); err == nil {
 		if !nh.noMX {
 			return nh, failure(451, codeBadNextHop, nil, "next hop %q: an address must be written in brackets", s)
 		}
 		nh.literal = a.Unmap()
-	} else if host == "" || strings.ContainsAny(host, " /[]@:") {
-		return nh, failure(451, codeBadNextHop, nil, "next hop %q is not a host name", s)
+		nh.name = strings.ToLower(host)
+		return nh, nil
 	}
-	nh.name = host
+	name, err := dnsname.Canonical(host)
+	if err != nil {
+		return nh, failure(451, codeBadNextHop, err, "next hop %q is not a host name", s)
+	}
+	nh.name = name
 	return nh, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -71,7 +72,7 @@ func (c *Client) dialPolicyHost(ctx context.Context, network, addr string) (net.
 	if err != nil {
 		return nil, fmt.Errorf("delivery: dialing %s: bad port: %w", addr, err)
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = dnsname.Fold(host)
 	local := c.cfg.Policy.lookup(strings.TrimPrefix(host, "mta-sts."))
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // ConfigError is a Config that cannot work as written: a value out of
@@ -77,7 +77,7 @@ func (p *LocalPolicy) validate(bad badFunc) {
 	for key, dp := range p.Domains {
 		field := fmt.Sprintf("Policy.Domains[%q]", key)
 		name := strings.TrimPrefix(key, ".")
-		if name != strings.ToLower(name) || strings.HasSuffix(name, ".") || !validHostname(name) {
+		if c, err := dnsname.Canonical(name); err != nil || c != name {
 			bad(field, "the key must be a lower-case domain name (A-labels) without a trailing dot, optionally with a leading dot for subdomains")
 		}
 		dp.validate(bad, field)
@@ -128,19 +128,11 @@ func (dp DomainPolicy) validateBesideHop(bad badFunc, field string, nh nextHop) 
 }
 
 // validHostname reports whether s is a host name in A-labels (an optional
-// trailing dot allowed), as EHLO and the DNS want it.
+// trailing dot and upper case allowed), as EHLO and the DNS want it:
+// dnsname.Canonical's rule, with nothing left for it to convert.
 func validHostname(s string) bool {
-	if s == "" || strings.HasPrefix(s, ".") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i] | 0x20
-		if !(c >= 'a' && c <= 'z' || s[i] >= '0' && s[i] <= '9' || s[i] == '-' || s[i] == '.' || s[i] == '_') {
-			return false
-		}
-	}
-	_, ok := dns.IsDomainName(s)
-	return ok && !strings.Contains(s, "..")
+	c, err := dnsname.Canonical(s)
+	return err == nil && c == dnsname.Fold(s)
 }
 
 // validAddressLiteral reports whether s is an RFC 5321 §4.1.3 address

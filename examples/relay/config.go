@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -186,7 +187,13 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = Duration(defaultShutdownTimeout)
 	}
-	c.Hostname = strings.TrimSuffix(strings.ToLower(c.Hostname), ".")
+	// An internationalised name becomes A-labels, as EHLO needs; one that
+	// is no name is kept, folded, for check to refuse.
+	if h, err := dnsname.Canonical(c.Hostname); err == nil {
+		c.Hostname = h
+	} else {
+		c.Hostname = dnsname.Fold(c.Hostname)
+	}
 	if c.TLSRPT.Submitter == "" {
 		c.TLSRPT.Submitter = c.Hostname
 	}
@@ -208,9 +215,10 @@ func (c *Config) check() error {
 	}
 	loopback := isLoopback(host)
 	tls := c.TLSCert != "" || c.TLSKey != ""
+	if _, err := dnsname.Canonical(c.Hostname); err != nil || !strings.Contains(c.Hostname, ".") || strings.Contains(c.Hostname, "_") {
+		return fmt.Errorf("hostname %q: want this relay's fully qualified name, letters, digits and hyphens (set \"hostname\" or -hostname)", c.Hostname)
+	}
 	switch {
-	case c.Hostname == "" || !strings.Contains(c.Hostname, "."):
-		return fmt.Errorf("hostname %q: want this relay's fully qualified name (set \"hostname\" or -hostname)", c.Hostname)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("tls_cert and tls_key go together: give both or neither")
 	case len(c.Users) == 0 && !loopback:

@@ -42,6 +42,9 @@ func TestConfigCheck(t *testing.T) {
 		{"a certificate without a key", func(c *Config) { c.TLSCert = "c.pem" }, "go together"},
 		{"a password that is not a bcrypt hash", func(c *Config) { c.Users = map[string]string{"a": "secret"} }, "not a bcrypt hash"},
 		{"a hostname that is not fully qualified", func(c *Config) { c.Hostname = "relay" }, "fully qualified"},
+		{"a hostname with an empty label", func(c *Config) { c.Hostname = "relay..example" }, "fully qualified"},
+		{"a hostname with an underscore, which EHLO does not allow", func(c *Config) { c.Hostname = "relay_1.example" }, "fully qualified"},
+		{"a hostname with a line break", func(c *Config) { c.Hostname = "relay.example\r\nRCPT TO:<x@y>" }, "fully qualified"},
 		{"a listen address without a port", func(c *Config) { c.Listen = "127.0.0.1" }, "host:port"},
 		{"a DKIM key without a selector", func(c *Config) { c.DKIM = []DKIMConfig{{Domain: "d.example", KeyFile: "k"}} }, "dkim[0]"},
 		{"a TLS-RPT contact that is no address", func(c *Config) { c.TLSRPT.Contact = "postmaster" }, "tlsrpt.contact"},
@@ -66,6 +69,9 @@ func TestConfigDefaults(t *testing.T) {
 		c.TLSRPT.Submitter != "relay.example" || c.TLSRPT.Contact != "postmaster@relay.example" ||
 		time.Duration(c.ShutdownTimeout) != 30*time.Second || c.MaxRecipients != 100 {
 		t.Errorf("defaults: %+v", c)
+	}
+	if c := (Config{Hostname: "Relay.B\u00fccher.Example"}).withDefaults(); c.Hostname != "relay.xn--bcher-kva.example" {
+		t.Errorf("internationalised hostname read as %q, want its A-labels", c.Hostname)
 	}
 }
 

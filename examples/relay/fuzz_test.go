@@ -8,14 +8,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // FuzzParseConfig checks that no configuration file makes the parser or
-// the checks panic, and that nothing accepted is an open relay.
+// the checks panic, that nothing accepted is an open relay or sends
+// passwords in the clear, and that an accepted hostname is one EHLO and
+// delivery take.
+// seedHash is bcrypt's hash of "secret" at cost 4, the cheapest.
+const seedHash = "$2a$04$jf58LmXdyZYuUf9hZOkDSOGX5tGTBd2C4HNNXISU48fg7AQazQNH2"
+
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{
 		`{}`,
-		`{"listen": "0.0.0.0:587", "hostname": "mail.example.org", "tls_cert": "c", "tls_key": "k", "users": {"a": "$2a$04$x"}}`,
+		// A valid bcrypt hash (cost 4, of "secret"), so that check gets
+		// past the users and the properties below are reached.
+		`{"listen": "0.0.0.0:587", "hostname": "mail.example.org", "tls_cert": "c", "tls_key": "k", "users": {"a": "` + seedHash + `"}}`,
+		`{"listen": "0.0.0.0:587", "hostname": "Mail.B\u00fccher.Example.", "tls_cert": "c", "tls_key": "k", "users": {"a": "` + seedHash + `"}}`,
+		`{"listen": "0.0.0.0:587", "hostname": "mail.example.org", "users": {"a": "` + seedHash + `"}}`,
+		`{"listen": "192.0.2.1:587", "hostname": "mail.example.org", "tls_cert": "c", "tls_key": "k"}`,
+		`{"listen": "127.0.0.1:587", "hostname": "mail..example.org"}`,
+		`{"listen": "127.0.0.1:587", "hostname": "mail_1.example.org"}`,
+		`{"listen": "127.0.0.1:587", "hostname": "` + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61) + `"}`,
+		`{"listen": "127.0.0.1:587", "hostname": "mail.\u212Aelvin.example"}`,
 		`{"listen": "[::1]:587", "hostname": "h.example", "shutdown_timeout": "1m", "dkim": [{"domain": "d", "selector": "s", "key_file": "k"}]}`,
 		`{"tlsrpt": {"contact": "x@y", "disabled": true}, "max_message_size": -1}`,
 		`{"listen": "localhost:587", "hostname": "a.b"}`,
@@ -38,6 +55,12 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if !isLoopback(host) && cfg.TLSCert == "" {
 			t.Errorf("plaintext AUTH accepted on %q", cfg.Listen)
+		}
+		if c, err := dnsname.Canonical(cfg.Hostname); err != nil || c != cfg.Hostname || !strings.Contains(c, ".") {
+			t.Errorf("hostname %q accepted; canonical %q, %v", cfg.Hostname, c, err)
+		}
+		if err := (&delivery.Config{Hostname: cfg.Hostname}).Validate(); err != nil {
+			t.Errorf("the relay accepts a hostname delivery refuses: %v", err)
 		}
 	})
 }

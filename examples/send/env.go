@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/dane"
-	"github.com/sealpost/sealpost/internal/policyfile"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // Env is everything send takes from the machine it runs on: how it reaches
@@ -71,7 +71,7 @@ func systemFQDN(hostsPath string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot read the host name: %w", err)
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = dnsname.Fold(host)
 	if isFQDN(host) {
 		return host, nil
 	}
@@ -116,7 +116,7 @@ func fqdnFromHosts(r io.Reader, host string) string {
 // isFQDN reports whether name looks like a fully qualified public name:
 // a dot, and not one of the names that only mean "this machine".
 func isFQDN(name string) bool {
-	if !strings.Contains(name, ".") || policyfile.CheckDomain(name) != nil {
+	if c, err := ehloDomain(name); err != nil || c != name || !strings.Contains(name, ".") {
 		return false
 	}
 	for _, local := range []string{"localhost", ".localdomain", ".local", ".localhost", ".internal"} {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/internal/policyfile"
 )
 
@@ -223,7 +224,9 @@ func explain(ctx context.Context, cfg delivery.Config, o *options, env *Env) int
 		if at := strings.LastIndexByte(arg, '@'); at >= 0 {
 			domain = arg[at+1:]
 		}
-		domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+		if d, err := dnsname.Canonical(domain); err == nil {
+			domain = d // one explanation for a domain however it is written
+		}
 		if seen[domain] {
 			continue
 		}
@@ -285,8 +288,11 @@ func send(ctx context.Context, cfg delivery.Config, o *options, env *Env) int {
 // ehloName is -ehlo, or the machine's fully qualified name.
 func ehloName(o *options, env *Env) (string, error) {
 	if o.ehlo != "" {
-		name := strings.TrimSuffix(strings.ToLower(o.ehlo), ".")
-		if err := policyfile.CheckDomain(name); err != nil && !isAddressLiteral(name) {
+		if isAddressLiteral(o.ehlo) {
+			return o.ehlo, nil
+		}
+		name, err := ehloDomain(o.ehlo)
+		if err != nil {
 			return "", fmt.Errorf("-ehlo %q: want a fully qualified domain name or an address literal: %v", o.ehlo, err)
 		}
 		return name, nil
@@ -296,6 +302,17 @@ func ehloName(o *options, env *Env) (string, error) {
 		return "", fmt.Errorf("no EHLO name: %v; give one with -ehlo, ideally the name the sending address's PTR record points to", err)
 	}
 	return name, nil
+}
+
+// ehloDomain reads an EHLO name by dnsname's rule, then refuses the
+// underscore that rule tolerates for look-ups: RFC 5321 §4.1.2's Domain
+// has letters, digits and hyphens only, and receivers check it.
+func ehloDomain(s string) (string, error) {
+	name, err := dnsname.Canonical(s)
+	if err == nil && strings.Contains(name, "_") {
+		err = errors.New("an underscore is not allowed in a host name")
+	}
+	return name, err
 }
 
 // isAddressLiteral accepts "[192.0.2.1]" and "[IPv6:2001:db8::1]"

@@ -91,17 +91,43 @@ func TestFQDNFromHosts(t *testing.T) {
 
 func TestIsFQDN(t *testing.T) {
 	for name, want := range map[string]bool{
-		"mail.example.org":      true,
-		"box":                   false,
-		"localhost":             false,
-		"box.localdomain":       false,
-		"printer.local":         false,
-		"ip-10-0-0-1.internal":  false,
-		"bad_name.example.org":  false,
-		"mx1.mail.example.test": true,
+		"mail.example.org":         true,
+		"box":                      false,
+		"localhost":                false,
+		"box.localdomain":          false,
+		"printer.local":            false,
+		"ip-10-0-0-1.internal":     false,
+		"bad_name.example.org":     false,
+		"mx1.mail.example.test":    true,
+		"mail.\u212Aelvin.example": false, // IDNA maps it to k: not the name as written
+		"mail..example.org":        false,
+		"m\r\nail.example.org":     false,
 	} {
 		if got := isFQDN(name); got != want {
 			t.Errorf("isFQDN(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestEHLODomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"Mail.Example.ORG.":        "mail.example.org",
+		"mail.bücher.example":      "mail.xn--bcher-kva.example",
+		"mail.\u212Aelvin.example": "mail.kelvin.example",
+		"bad_name.example.org":     "",
+		"mail..example.org":        "",
+		"mail.example.org\r\n":     "",
+		"[192.0.2.1]":              "",
+	} {
+		got, err := ehloDomain(in)
+		if want == "" {
+			if err == nil {
+				t.Errorf("ehloDomain(%q) = %q, want an error", in, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("ehloDomain(%q) = %q, %v, want %q", in, got, err, want)
 		}
 	}
 }

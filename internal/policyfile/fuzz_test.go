@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -23,6 +25,10 @@ func FuzzParse(f *testing.F) {
 		`{"domains": {"a.example": {}, "a.example": {}}}`,
 		"{\"domains\": {\n\"a.example\": {\"requre_tls\": true}}}",
 		`{"default": {"mta_sts": {"mode": "testing", "mx": ["mx.a.example", 1]}}}`,
+		"{\"domains\": {\"b\u00fccher.example\": {}, \"\u212Aelvin.example\": {}, \"kelvin.example\": {}}}",
+		`{"domains": {"` + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61) + `": {}}}`,
+		`{"domains": {"` + strings.Repeat("a", 64) + `.example": {}, "a..b": {}, " .x": {}}}`,
+		`{"domains": {"a.example": {"next_hop": "relay.example\r\n", "require_authenticated": true}}}`,
 		`[]`, `null`, `{"domains": null}`, `{"domains": {"a.example": {`, `{} {}`, "",
 	} {
 		f.Add([]byte(s))
@@ -40,9 +46,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// What the file accepts, delivery accepts.
+		if err := (&delivery.Config{Policy: lp}).Validate(); err != nil {
+			t.Errorf("Parse accepted a policy delivery refuses: %v", err)
+		}
 		for k, dp := range lp.Domains {
-			if k != strings.ToLower(k) || strings.HasSuffix(k, ".") || k == "" {
-				t.Errorf("key %q not normalised", k)
+			if c, err := dnsname.Canonical(strings.TrimPrefix(k, ".")); err != nil || c != strings.TrimPrefix(k, ".") {
+				t.Errorf("key %q is not a canonical domain name (%q, %v)", k, c, err)
 			}
 			if dp.Override.Reason == "" && (dp.Override.IgnoreDANE || dp.Override.IgnoreMTASTS) {
 				t.Errorf("override without a reason accepted for %q", k)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/sts"
 )
 
@@ -261,43 +262,20 @@ func sourceAddr(s string, v4 bool) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// domainKey normalises a key of "domains": lower case, no trailing dot,
-// an optional leading dot for subdomains, ASCII labels (A-labels for
-// internationalised names, which delivery compares against).
+// domainKey normalises a key of "domains" by dnsname's rule, as delivery
+// compares it: an optional leading dot for subdomains, then a name whose
+// U-labels are converted to A-labels (by IDNA's mapping, so U+212A KELVIN
+// SIGN is "k" as IDNA reads it, not as strings.ToLower does), lower case,
+// no trailing dot.
 func domainKey(key string) (string, error) {
-	name := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(key)), ".")
-	if err := CheckDomain(strings.TrimPrefix(name, ".")); err != nil {
+	key = strings.TrimSpace(key)
+	sub := strings.HasPrefix(key, ".")
+	name, err := dnsname.Canonical(strings.TrimPrefix(key, "."))
+	if err != nil {
 		return "", err
 	}
+	if sub {
+		name = "." + name
+	}
 	return name, nil
-}
-
-// CheckDomain accepts a domain name of ASCII letter-digit-hyphen labels
-// (RFC 1035 §2.3.1, with leading digits as RFC 1123 §2.1 allows); the
-// examples check the domains they are given with it too.
-func CheckDomain(name string) error {
-	switch {
-	case name == "":
-		return errors.New("empty domain name")
-	case len(name) > 253:
-		return fmt.Errorf("domain name of %d bytes: at most 253", len(name))
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q: labels must be 1 to 63 characters", name)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: a label may not start or end with a hyphen", name)
-		}
-		for i := 0; i < len(label); i++ {
-			ch := label[i]
-			if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-') {
-				if ch >= 0x80 {
-					return fmt.Errorf("%q: internationalised names must be written as A-labels (xn--...)", name)
-				}
-				return fmt.Errorf("%q: character %q is not allowed in a host name", name, ch)
-			}
-		}
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // InsecureMXPolicy says whether DANE applies to an MX host named by an MX
@@ -95,7 +96,7 @@ func (d *Discovery) LookupPort(ctx context.Context, host string, port uint16, mx
 	if port == 0 {
 		port = 25
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host = dnsname.Fold(host)
 	req := &Requirement{Outcome: NotApplicable, Host: host, Port: port, MXSecure: mxSecure}
 	if !mxSecure && d.InsecureMX == InsecureMXIgnore {
 		return req, nil

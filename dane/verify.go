@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // maxPeerCertificates bounds the chain a server may present: real chains
@@ -271,11 +273,12 @@ func (req *Requirement) namedBy(leaf *x509.Certificate) (string, bool) {
 }
 
 // matchName compares a presented name, possibly "*.rest", with a host
-// name, case-insensitively and ignoring a final dot. The wildcard stands
-// for exactly one whole, non-empty label.
+// name, ignoring ASCII case and a final dot (dnsname.Fold: never
+// strings.ToLower, which would let a presented U+212A KELVIN SIGN match
+// the host's "k"). The wildcard stands for exactly one whole, non-empty
+// label.
 func matchName(pattern, host string) bool {
-	pattern = strings.ToLower(strings.TrimSuffix(pattern, "."))
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	pattern, host = dnsname.Fold(pattern), dnsname.Fold(host)
 	if pattern == "" || host == "" {
 		return false
 	}

@@ -325,6 +325,11 @@ func TestMatchName(t *testing.T) {
 		{"*.*.com", "a.b.com", false},
 		{"*", "com", false},
 		{"", "", false},
+		// A presented name is compared as written, ASCII case aside: a
+		// certificate for U+212A KELVIN SIGN is not one for "k".
+		{"\u212Aelvin.example", "kelvin.example", false},
+		{"*.\u212Aelvin.example", "mx.kelvin.example", false},
+		{"mx.example.com..", "mx.example.com", false},
 	} {
 		if got := matchName(tc.pattern, tc.host); got != tc.want {
 			t.Errorf("matchName(%q, %q) = %v, want %v", tc.pattern, tc.host, got, tc.want)

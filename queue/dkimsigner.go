@@ -3,9 +3,9 @@ package queue
 import (
 	"bytes"
 	"errors"
-	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // DKIMSigner is a Signer on go-msgauth's dkim package: one key (RSA or
@@ -30,7 +30,7 @@ func NewDKIMSigner(opts *dkim.SignOptions) (*DKIMSigner, error) {
 		return nil, errors.New("queue: DKIM options need a key (Signer)")
 	}
 	s := &DKIMSigner{opts: *opts}
-	s.opts.Domain = strings.ToLower(strings.TrimSuffix(opts.Domain, "."))
+	s.opts.Domain = dnsname.Fold(opts.Domain)
 	// Check the key now rather than at the first message.
 	if _, err := dkim.NewSigner(&s.opts); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/delivery"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // ID names a queued message. IDs are 20 characters of lower-case base32
@@ -343,5 +344,5 @@ func addrDomain(addr string) string {
 	if at < 0 {
 		return ""
 	}
-	return strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+	return dnsname.Fold(addr[at+1:])
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/dnsname"
 )
 
 // mxHost is one MX host of the domain and its addresses.
@@ -58,9 +59,9 @@ func checkMX(ctx context.Context, env *Env, domain string, rep *Report) *mxSet {
 	set := &mxSet{Secure: ans.Secure}
 	var null, literal []string
 	for _, mx := range ans.MX() {
-		name := strings.TrimSuffix(strings.ToLower(mx.Mx), ".")
+		name := dnsname.Fold(mx.Mx)
 		switch {
-		case name == "":
+		case name == "." || name == "":
 			null = append(null, fmt.Sprintf("MX %d .", mx.Preference))
 		case isAddress(name):
 			literal = append(literal, name)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/dane"
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -59,7 +60,7 @@ func checkTLSRPT(ctx context.Context, env *Env, domain string, rep *Report) {
 // cannot receive mail, so every report would bounce.
 func checkReportAddress(ctx context.Context, env *Env, subject, addr string, rep *Report) {
 	at := strings.LastIndexByte(addr, '@')
-	domain := strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+	domain := dnsname.Fold(addr[at+1:])
 	lctx, cancel := context.WithTimeout(ctx, env.timeout())
 	defer cancel()
 	ans, err := env.resolver().Lookup(lctx, domain, dns.TypeMX)

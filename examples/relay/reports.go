@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
 
@@ -12,10 +13,10 @@ import (
 // configured keys of contact's domain (RFC 8460 §3: report mail MUST be
 // signed by the reporting domain). It returns nil when there is none.
 func reportSigner(keys []tlsrpt.DKIMKey, contact string, log *slog.Logger) (tlsrpt.MailSigner, error) {
-	domain := strings.ToLower(contact[strings.LastIndexByte(contact, '@')+1:])
+	domain := dnsname.Fold(contact[strings.LastIndexByte(contact, '@')+1:])
 	var mine []tlsrpt.DKIMKey
 	for _, k := range keys {
-		if strings.EqualFold(k.Domain, domain) {
+		if dnsname.Fold(k.Domain) == domain {
 			mine = append(mine, k)
 		}
 	}

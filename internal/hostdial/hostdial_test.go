@@ -73,7 +73,7 @@ func TestDialContext(t *testing.T) {
 			res: &fixedResolver{addrs: addrs("::1", "127.0.0.2")}, ok: []string{"127.0.0.2:443"},
 			asked: []string{"ip4 h.example"}, dialled: []string{"127.0.0.2:443"}},
 		{name: "tcp6 asks for and dials IPv6 only", network: "tcp6", addr: "h.example:443",
-			res: &fixedResolver{addrs: addrs("127.0.0.2")},
+			res:   &fixedResolver{addrs: addrs("127.0.0.2")},
 			asked: []string{"ip6 h.example"}, wantErr: "h.example has no ip6 address"},
 		{name: "every address failing joins the errors", network: "tcp", addr: "h.example:443",
 			res: &fixedResolver{addrs: addrs("127.0.0.2", "127.0.0.3")}, asked: []string{"ip h.example"},

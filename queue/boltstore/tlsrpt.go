@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealpost/sealpost/internal/dnsname"
 	"github.com/sealpost/sealpost/tlsrpt"
 	bolt "go.etcd.io/bbolt"
 )
@@ -45,7 +46,9 @@ func domainKey(day tlsrpt.Day, domain string) []byte {
 	return append(append(dayKey(day), normalizeDomain(domain)...), 0)
 }
 
-func normalizeDomain(d string) string { return strings.ToLower(strings.TrimSuffix(d, ".")) }
+// normalizeDomain keys a policy domain by dnsname.Fold, as tlsrpt's own
+// stores do, so that every store files a domain under the same key.
+func normalizeDomain(d string) string { return dnsname.Fold(d) }
 
 // AddCounts implements tlsrpt.Store.
 func (s *Store) AddCounts(ctx context.Context, batch []tlsrpt.Counts) error {

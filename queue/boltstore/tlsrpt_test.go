@@ -28,6 +28,9 @@ func TestTLSRPTStoreMatchesMemoryStore(t *testing.T) {
 		{{Day: day, Policy: sts, Successful: 3, Failures: map[tlsrpt.Failure]int64{fail: 2}}},
 		{{Day: day, Policy: sts, Successful: 1, Failures: map[tlsrpt.Failure]int64{fail: 1}},
 			{Day: day, Policy: tlsa, Successful: 5},
+			// dnsname.Fold's rule: one trailing dot after a label is
+			// dropped, "a.." stays itself (it is not the name "a.").
+			{Day: day, Policy: tlsrpt.NewPolicy(tlsrpt.PolicyTypeTLSA, "Odd.Example..", []string{"3 1 1 ccdd"}, nil), Successful: 2},
 			{Day: day - 1, Policy: tlsa, Successful: 9}},
 	}
 	// Past MaxFailureDetails, new failures fold into their result type.
@@ -51,7 +54,7 @@ func TestTLSRPTStoreMatchesMemoryStore(t *testing.T) {
 		}
 	}
 	compare("DayDomains", func(s tlsrpt.Store) any { d, _ := s.DayDomains(ctx, day); return d })
-	for _, domain := range []string{"example.com", "other.example"} {
+	for _, domain := range []string{"example.com", "other.example", "odd.example..", "odd.example."} {
 		compare("DayCounts "+domain, func(s tlsrpt.Store) any {
 			c, _ := s.DayCounts(ctx, day, domain)
 			slices.SortFunc(c, func(a, b tlsrpt.Counts) int { return strings.Compare(a.Policy.ID().String(), b.Policy.ID().String()) })

@@ -2,6 +2,8 @@ package dane
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,22 +74,51 @@ func FuzzFollowChain(f *testing.F) {
 	})
 }
 
-// FuzzParseResolvConf: a resolv.conf of any content yields servers that
-// parseServer either accepts or rejects with an error, never a panic.
+// FuzzParseResolvConf: whatever a resolv.conf holds, the servers read
+// from it are at most three IP addresses, written back they read back the
+// same, and they are trusted exactly when an options line says trust-ad.
 func FuzzParseResolvConf(f *testing.F) {
 	f.Add("nameserver 127.0.0.1\noptions trust-ad\n")
 	f.Add("# c\nnameserver ::1\nnameserver fe80::1%eth0\nsearch a b\n")
 	f.Add("nameserver\noptions\n\x00")
+	f.Add("nameserver 127.0.0.53\nnameserver 192.0.2.1\nnameserver 192.0.2.2\nnameserver 192.0.2.3\n")
+	f.Add("nameserver\u00a0127.0.0.1\nnameserver\t::1\r\n  ;nameserver 192.0.2.9\noptions ndots:1 trust-ad\n")
+	f.Add("nameserver 127.0.0.1:53\n")
+	f.Add("nameserver 127.0.0.1\n# " + strings.Repeat("x", 4000) + "\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		servers, err := parseResolvConf(strings.NewReader(text))
 		if err != nil {
 			return
 		}
-		for _, s := range servers {
-			addr, _, err := parseServer(s)
-			if err == nil && addr == "" {
-				t.Fatalf("server %q accepted with an empty address", s.Addr)
+		if len(servers) > maxNameservers {
+			t.Fatalf("%d servers read, the system uses at most %d", len(servers), maxNameservers)
+		}
+		trustAD := false
+		for _, line := range strings.Split(text, "\n") {
+			f := strings.FieldsFunc(line, func(c rune) bool { return c == ' ' || c == '\t' || c == '\r' })
+			if len(f) > 0 && f[0] == "options" && slices.Contains(f[1:], "trust-ad") {
+				trustAD = true
 			}
+		}
+		var written strings.Builder
+		for _, s := range servers {
+			if _, _, err := parseServer(s); err != nil {
+				t.Fatalf("server %q is not usable: %v", s.Addr, err)
+			}
+			if (s.Trust == TrustAlways) != trustAD {
+				t.Fatalf("server %q trust %v, trust-ad %v", s.Addr, s.Trust, trustAD)
+			}
+			if !strings.Contains(text, s.Addr) {
+				t.Fatalf("server %q is not in the file", s.Addr)
+			}
+			fmt.Fprintf(&written, "nameserver %s\n", s.Addr)
+		}
+		if trustAD {
+			written.WriteString("options trust-ad\n")
+		}
+		again, err := parseResolvConf(strings.NewReader(written.String()))
+		if err != nil || !slices.Equal(again, servers) {
+			t.Fatalf("read %v, written %q, read back %v (%v)", servers, written.String(), again, err)
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sealpost/sealpost/internal/textwrap"
 )
 
 // lineWidth is the width the text report wraps at.
@@ -71,7 +73,7 @@ func writeText(w io.Writer, rep *Report, colour bool) error {
 		case Error:
 			sev = paint(ansiRed, sev)
 		}
-		lines := wrap(f.Message, textWidth)
+		lines := textwrap.Lines(f.Message, textWidth)
 		subject := fmt.Sprintf("%-*s", subjectWidth, f.Subject)
 		if utf8.RuneCountInString(f.Subject) > subjectWidth {
 			// Too long for the column: the subject gets a line of its own.
@@ -87,7 +89,7 @@ func writeText(w io.Writer, rep *Report, colour bool) error {
 			// The fix's first paragraph is prose, wrapped; the lines after
 			// a newline are records to paste, written unbroken.
 			prose, literal, _ := strings.Cut(f.Fix, "\n")
-			for i, l := range wrap("fix: "+prose, textWidth) {
+			for i, l := range textwrap.Lines("fix: "+prose, textWidth) {
 				if i > 0 {
 					l = "     " + l // under the text after "fix: "
 				}
@@ -120,26 +122,6 @@ func writeJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
-}
-
-// wrap breaks s into lines of at most width characters at spaces; a word
-// longer than width (a TLSA digest, a URI) gets a line of its own.
-func wrap(s string, width int) []string {
-	var lines []string
-	line, n := "", 0
-	for _, word := range strings.Fields(s) {
-		wn := utf8.RuneCountInString(word)
-		switch {
-		case line == "":
-			line, n = word, wn
-		case n+1+wn <= width:
-			line, n = line+" "+word, n+1+wn
-		default:
-			lines = append(lines, line)
-			line, n = word, wn
-		}
-	}
-	return append(lines, line)
 }
 
 func plural(n int, noun string) string {

@@ -400,25 +400,6 @@ func TestUnmet(t *testing.T) {
 	}
 }
 
-func TestWrap(t *testing.T) {
-	tests := []struct {
-		in    string
-		width int
-		want  []string
-	}{
-		{"", 10, []string{""}},
-		{"short", 10, []string{"short"}},
-		{"one two three", 7, []string{"one two", "three"}},
-		{"exactly ten", 11, []string{"exactly ten"}},
-		{"a verylongword b", 4, []string{"a", "verylongword", "b"}},
-	}
-	for _, tt := range tests {
-		if got := wrap(tt.in, tt.width); !slices.Equal(got, tt.want) {
-			t.Errorf("wrap(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
-		}
-	}
-}
-
 func TestColorful(t *testing.T) {
 	file, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sealpost/sealpost/delivery"
 	"github.com/sealpost/sealpost/internal/testenv"
+	"github.com/sealpost/sealpost/internal/textwrap"
 	"github.com/sealpost/sealpost/queue"
 	"github.com/sealpost/sealpost/tlsrpt"
 )
@@ -56,7 +57,7 @@ type cell struct{ text, color string }
 func render(w io.Writer, out *outcome, color bool) error {
 	p := painter(color)
 	var b strings.Builder
-	for _, l := range wrap(headline(out), 72) {
+	for _, l := range textwrap.Lines(headline(out), 72) {
 		fmt.Fprintf(&b, "%s\n", p.paint(bold, l))
 	}
 	fmt.Fprintf(&b, "%s\n\n", p.paint(dim, "(bbolt store in a temporary directory; DNS, MTA-STS policy server and MX hosts on 127.0.0.0/8)"))
@@ -70,7 +71,7 @@ func render(w io.Writer, out *outcome, color bool) error {
 		out.Took.Round(time.Millisecond), plural(pending(out), "recipient"))))
 	if len(out.Cached) > 0 {
 		line := "MTA-STS policies kept in the store file, for after a restart: " + strings.Join(out.Cached, ", ") + "."
-		for _, l := range wrap(line, detailWidth+8) {
+		for _, l := range textwrap.Lines(line, detailWidth+8) {
 			fmt.Fprintf(&b, "%s\n", p.paint(dim, l))
 		}
 	}
@@ -82,7 +83,7 @@ func render(w io.Writer, out *outcome, color bool) error {
 			if d[0] == "WRONG" {
 				label = p.paint(red+";"+bold, fmt.Sprintf("%-7s", d[0]))
 			}
-			fmt.Fprintf(&b, "  %s %s\n", label, strings.Join(wrap(d[1], detailWidth), "\n"+strings.Repeat(" ", 10)))
+			fmt.Fprintf(&b, "  %s %s\n", label, strings.Join(textwrap.Lines(d[1], detailWidth), "\n"+strings.Repeat(" ", 10)))
 		}
 	}
 
@@ -327,22 +328,3 @@ func unique(ss []string) []string {
 // detailWidth is where detail lines are wrapped, so that they stay under
 // 100 columns with their indentation.
 const detailWidth = 90
-
-// wrap breaks s into lines of at most width runes at spaces; a word
-// longer than width gets a line of its own.
-func wrap(s string, width int) []string {
-	var lines []string
-	var cur string
-	for _, word := range strings.Fields(s) {
-		switch {
-		case cur == "":
-			cur = word
-		case utf8.RuneCountInString(cur)+1+utf8.RuneCountInString(word) <= width:
-			cur += " " + word
-		default:
-			lines = append(lines, cur)
-			cur = word
-		}
-	}
-	return append(lines, cur)
-}

@@ -176,6 +176,11 @@ func FuzzParsePolicy(f *testing.F) {
 		"version: STSv1\nmode: none\nmax_age: 0\n\n",
 		"version:STSv1\nmode :enforce\nnmx: a\nmx: 192.0.2.1\nmax_age:31557600\nx: \xff",
 		"mode: enforce\nmode: none\nversion: STSv1\nmax_age: 1\nmx: *.a\n",
+		// At the limits: a 253-octet mx pattern, the largest max_age and
+		// one more, a policy of MaxPolicySize octets (the fetch's limit).
+		policyLines("version: STSv1", "mode: enforce", "mx: *."+strings.Repeat(strings.Repeat("a", 63)+".", 3)+strings.Repeat("b", 59), "max_age: 31557600"),
+		policyLines("version: STSv1", "mode: testing", "mx: a.example", "max_age: 31557601"),
+		padPolicy(policyLines("version: STSv1", "mode: enforce", "mx: a.example", "max_age: 86400"), MaxPolicySize),
 	} {
 		f.Add(s)
 	}
@@ -200,8 +205,15 @@ func FuzzParsePolicy(f *testing.F) {
 				t.Fatalf("mx %q is not a normalised valid pattern", mx)
 			}
 		}
-		// The policy string, joined again, is the same policy.
-		again, err := ParsePolicy(strings.Join(p.PolicyString, "\r\n") + "\r\n")
+		// The policy string, joined again with LF line ends, is the same
+		// policy. LF ends are never longer than what was parsed, except
+		// for a last line that had none: it is then written without one,
+		// so that a policy at MaxPolicySize reads back too.
+		written := strings.Join(p.PolicyString, "\n") + "\n"
+		if len(written) > MaxPolicySize {
+			written = written[:len(written)-1]
+		}
+		again, err := ParsePolicy(written)
 		if err != nil || !reflect.DeepEqual(again, p) {
 			t.Fatalf("policy string does not round-trip: %+v, %v; want %+v", again, err, p)
 		}

@@ -114,6 +114,7 @@ func FuzzParseRecord(f *testing.F) {
 		"v=STSv1; id=",
 		"v=STSv1",
 		"v=STSv1; id=" + strings.Repeat("z", 33),
+		"v=STSv1; id=" + strings.Repeat("Z9", 16),
 		"v=STSv1\t;\tid=x\x00",
 	} {
 		f.Add(s)

@@ -254,10 +254,17 @@ func TestTransactionRefused(t *testing.T) {
 }
 
 func FuzzCheckMailbox(f *testing.F) {
-	for _, s := range []string{"alice@example.org", `"a,b"@x.example`, "josé@bücher.example", "a@[IPv6:::1]", "a@b>\r\nRSET", "a@[x:y]"} {
+	for _, s := range []string{"alice@example.org", `"a,b"@x.example`, "josé@bücher.example", "a@[IPv6:::1]", "a@b>\r\nRSET", "a@[x:y]", "0@[0:<]"} {
 		f.Add(s, "FAILURE", s)
 		f.Add(`"a\ b`+s, "NEVER", "x")
 	}
+	// At the limits: a 64-octet local part, a 63-octet label, a path of
+	// maxPath octets and one more, an ORCPT of maxORcpt.
+	label := strings.Repeat("d", maxLabel)
+	long := strings.Repeat("l", 64) + "@" + label + "." + label
+	f.Add(long, "SUCCESS,DELAY", strings.Repeat("o", maxORcpt))
+	f.Add(long+"."+strings.Repeat("e", maxPath-len(long)-1), "NEVER", "rfc822;"+long)
+	f.Add(long+"."+strings.Repeat("e", maxPath-len(long)), "FAILURE", strings.Repeat("o", maxORcpt+1))
 	f.Fuzz(func(t *testing.T, addr, notify, orcpt string) {
 		line, err := rcptLine(Rcpt{Addr: addr, Notify: strings.Split(notify, ","), ORcpt: orcpt}, true)
 		if err != nil {

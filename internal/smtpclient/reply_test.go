@@ -145,6 +145,12 @@ func FuzzReadReply(f *testing.F) {
 		"250-a\r\n251 b\r\n",
 		"220 caf\xe9\r\n",
 		"2",
+		// At the limits: a line of maxReplyLine octets and one more, a
+		// reply of maxReplyLines lines and one more.
+		"250 " + strings.Repeat("x", maxReplyLine-6) + "\r\n",
+		"250 " + strings.Repeat("x", maxReplyLine-5) + "\r\n",
+		strings.Repeat("250-x\r\n", maxReplyLines-1) + "250 x\r\n",
+		strings.Repeat("250-x\r\n", maxReplyLines) + "250 x\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -182,6 +188,11 @@ func FuzzReadReply(f *testing.F) {
 		}
 		r2, err := parse(b.String())
 		if err != nil {
+			// Octets that are not UTF-8 are read as U+FFFD, three octets
+			// each, so a line at the limit can come back longer than it.
+			if strings.Contains(b.String(), "\uFFFD") && strings.Contains(err.Error(), "longer than") {
+				return
+			}
 			t.Fatalf("re-reading %q: %v", b.String(), err)
 		}
 		if r2.Code != r.Code || r2.Enhanced != r.Enhanced || r2.Text != r.Text {

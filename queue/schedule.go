@@ -200,7 +200,11 @@ func (s *scheduler) loop(ctx context.Context, stop <-chan struct{}) error {
 		case o := <-s.outcomes:
 			s.finish(o)
 		case <-s.finalized:
+			// The store write held a worker (see pump); with it free, a
+			// waiting task starts now, not at the next claim, which may
+			// not come while every due message is already ours.
 			s.finalizing--
+			s.pump()
 		case <-stop:
 			s.shutdown()
 			stop = nil

@@ -342,13 +342,24 @@ func TestCrashChild(t *testing.T) {
 	go q.Run(ctx)
 
 	if role == "drain" {
+		// A drain that cannot finish fails, saying what is left, rather
+		// than hang until the test binary's timeout.
+		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			n, _, err := s.Stats(ctx)
+			n, next, err := s.Stats(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if n == 0 {
 				break
+			}
+			if time.Now().After(deadline) {
+				left, err := s.List(ctx, "", 20)
+				t.Errorf("drain: %d messages still counted after 2 minutes, next due %v; listed %d (%v):", n, next, len(left), err)
+				for _, env := range left {
+					t.Errorf("  %s: %+v", env.ID, env.Recipients)
+				}
+				t.FailNow()
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

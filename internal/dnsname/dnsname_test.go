@@ -111,6 +111,16 @@ func FuzzCanonical(f *testing.F) {
 		if problem := check(c); problem != "" {
 			t.Fatalf("Canonical(%q) = %q breaks the rule: %s", s, c, problem)
 		}
+		// The rule again, written out independently of check.
+		if len(c) > MaxNameLen {
+			t.Fatalf("Canonical(%q) = %q: %d octets", s, c, len(c))
+		}
+		for _, label := range strings.Split(c, ".") {
+			if len(label) == 0 || len(label) > MaxLabelLen ||
+				strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+				t.Fatalf("Canonical(%q) = %q: label %q", s, c, label)
+			}
+		}
 		if again, err := Canonical(c); err != nil || again != c {
 			t.Fatalf("Canonical is not idempotent on %q: %q then %q, %v", s, c, again, err)
 		}

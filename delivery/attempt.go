@@ -260,3 +260,33 @@ func asError(err error) *Error {
 	}
 	return failure(451, smtp.EnhancedCode{4, 4, 0}, err, "%v", err)
 }
+
+// decide returns the requirement of host, or an *Error saying why the host
+// must not be used now, for a delivery: it looks the host's TLSA records
+// up, decides (decideHost), logs the overrides used and records for
+// TLS-RPT a refusal that makes no session.
+func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Requirement, error) {
+	v := decideHost(c.hostFacts(ctx, d, host.Name))
+	for _, what := range v.overrides {
+		c.log.Warn("delivery: "+what+" not enforced by operator override", slog.String("domain", d.t.domain),
+			slog.String("host", host.Name), slog.String("reason", d.local.Override.Reason))
+	}
+	if v.err != nil {
+		if f := v.failure; f != nil && !d.msg.TLSReport {
+			c.recordFailure(f.policy, f.result, host.Name, f.reason)
+		}
+		return nil, v.err
+	}
+	return v.req, nil
+}
+
+// hostFacts looks up what host's requirement depends on beyond its
+// domain's decision: its TLSA records (from the cache while they last).
+func (c *Client) hostFacts(ctx context.Context, d *decision, host string) *hostFacts {
+	f := &hostFacts{d: d, host: host, noPolicy: c.reports.noPolicy(d.t.domain)}
+	if !d.t.literal {
+		f.dane, f.daneReport, f.daneErr = c.daneRequirement(ctx, d.t.domain, d.t.daneName(host), d.t.port, d.t.mxSecure)
+	}
+	f.tlsaReport = c.reports.tlsa(d.t.domain, host, f.dane)
+	return f
+}

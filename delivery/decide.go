@@ -1,9 +1,8 @@
 package delivery
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -68,8 +67,6 @@ type decision struct {
 	local DomainPolicy
 	msg   *Message
 	now   time.Time
-	// dry is set by Explain: nothing is recorded.
-	dry bool
 }
 
 // relaxed reports whether the recipient domain's own policies (DANE,
@@ -80,110 +77,6 @@ func (d *decision) relaxed() bool {
 	return d.msg.TLSReport || (d.msg.TLSOptional && !d.msg.RequireTLS)
 }
 
-// decide returns the requirement of host, or an *Error saying why the host
-// must not be used now. It never weakens a requirement an earlier rule set.
-func (c *Client) decide(ctx context.Context, d *decision, host MXHost) (*Requirement, error) {
-	req := &Requirement{Host: host.Name, record: !d.msg.TLSReport && !d.dry}
-	if !d.t.literal {
-		if err := c.decideDANE(ctx, d, req); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case req.DANE == nil || req.DANE.Outcome == dane.NotApplicable:
-		if err := c.decideSTS(d, req); err != nil {
-			return nil, err
-		}
-	case c.daneIgnored(d):
-		if err := c.decideSTSInstead(d, req); err != nil {
-			return nil, err
-		}
-	case !d.t.mxSecure:
-		if err := c.matchSTS(d, req); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.decideLocal(d, req); err != nil {
-		return nil, err
-	}
-	if d.msg.RequireTLS {
-		if err := c.decideREQUIRETLS(d, req); err != nil {
-			return nil, err
-		}
-	}
-	if req.report.Type == "" {
-		req.report = c.reports.noPolicy(d.t.domain)
-	}
-	return req, nil
-}
-
-// decideDANE applies RFC 7672 §2.2: secure usable TLSA records make
-// authentication by them mandatory; secure records none of which is usable
-// make TLS mandatory; a failed look-up makes the host unusable now.
-func (c *Client) decideDANE(ctx context.Context, d *decision, req *Requirement) error {
-	dr, report, err := c.daneRequirement(ctx, d.t.domain, d.t.daneName(req.Host), d.t.port, d.t.mxSecure)
-	if err != nil {
-		if req.record {
-			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, nil), resultTypeOf(err, tlsrpt.ResultDNSSECInvalid), req.Host, "")
-		}
-		return failure(451, codeDANELookup, err, "cannot decide whether DANE applies to MX host %s: not using it now", req.Host)
-	}
-	req.DANE = dr
-	switch dr.Outcome {
-	case dane.AuthenticationRequired:
-		req.Level, req.Check, req.Basis = Authenticated, CheckDANE, BasisDANE
-		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _%d._tcp.%s, %d usable: the server must match them (RFC 7672 §2.2)",
-			dr.Port, dr.BaseDomain, len(dr.UsableRecords()))
-	case dane.TLSRequired:
-		req.Level, req.Check, req.Basis = Encrypted, CheckNone, BasisDANEUnusable
-		req.Reason = fmt.Sprintf("DNSSEC-secure TLSA records at _%d._tcp.%s, none usable: TLS is mandatory, the server cannot be authenticated (RFC 7672 §2.2)",
-			dr.Port, dr.BaseDomain)
-	default:
-		return nil
-	}
-	req.report = report
-	switch {
-	case d.relaxed():
-		req.Level = Opportunistic
-		req.Reason += "; not enforced for this message (" + d.relaxReason() + ")"
-	case c.daneIgnored(d):
-		req.Level = Opportunistic
-		req.Reason += "; not enforced: operator override (" + d.local.Override.Reason + ")"
-		c.log.Warn("delivery: DANE not enforced by operator override", slog.String("domain", d.t.domain),
-			slog.String("host", req.Host), slog.String("reason", d.local.Override.Reason))
-	}
-	return nil
-}
-
-// daneIgnored reports whether an operator override drops the domain's
-// TLSA records for this message (not when they are relaxed for it anyway).
-func (c *Client) daneIgnored(d *decision) bool {
-	return !d.relaxed() && d.local.Override.IgnoreDANE && d.local.Override.active(d.now)
-}
-
-// decideSTSInstead applies the domain's MTA-STS policy (or the preloaded
-// one) to a host whose TLSA records an Override ignores: the override drops
-// DANE, not the domain's other policy, so the host is held to that policy
-// as a host without TLSA records is. When no policy applies, the ignored
-// records are still checked and reported, unenforced, as decideDANE left
-// them. Under LocalPolicy.DANEOnly they stay too: the operator's own rule
-// wants the server authenticated by them (decideLocal).
-func (c *Client) decideSTSInstead(d *decision, req *Requirement) error {
-	if d.local.DANEOnly {
-		return nil
-	}
-	alt := &Requirement{Host: req.Host, record: req.record}
-	if err := c.decideSTS(d, alt); err != nil {
-		return err
-	}
-	if alt.STS == nil {
-		return nil
-	}
-	req.Level, req.Check, req.Basis, req.STS, req.STSMatch, req.report = alt.Level, alt.Check, alt.Basis, alt.STS, alt.STSMatch, alt.report
-	req.Reason = req.Reason + "; instead: " + alt.Reason
-	return nil
-}
-
 func (d *decision) relaxReason() string {
 	if d.msg.TLSReport {
 		return "TLS-RPT report"
@@ -191,62 +84,246 @@ func (d *decision) relaxReason() string {
 	return "TLS-Required: No, RFC 8689 §4.2.2"
 }
 
-// decideSTS applies RFC 8461 §4 (or the operator's preloaded policy) to a
-// host DANE does not cover.
-func (c *Client) decideSTS(d *decision, req *Requirement) error {
-	st := d.sts
+// daneIgnored reports whether an operator override drops the domain's
+// TLSA records for this message (not when they are relaxed for it anyway).
+func (d *decision) daneIgnored() bool {
+	return !d.relaxed() && d.local.Override.IgnoreDANE && d.local.Override.active(d.now)
+}
+
+// hostFacts are the facts one MX host's requirement is decided on: its
+// domain's decision, and what the TLSA look-up found for the host.
+type hostFacts struct {
+	d    *decision
+	host string
+	// dane is the host's TLSA requirement; nil for an address literal (no
+	// look-up) or when the look-up failed with daneErr.
+	dane    *dane.Requirement
+	daneErr error
+	// daneReport is the "tlsa" policy DANE sessions are recorded under;
+	// tlsaReport the one failures decided before connecting are recorded
+	// under (the host's records, or none when the look-up failed);
+	// noPolicy the "no-policy-found" one.
+	daneReport, tlsaReport, noPolicy tlsrpt.Policy
+}
+
+// verdict is what decideHost makes of a host: a requirement, or a refusal.
+type verdict struct {
+	req *Requirement
+	// err, when the host is refused, is an *Error saying why it must not
+	// be used now; failure is what TLS-RPT records for the refusal, nil
+	// when nothing is (no session is made: the refusal is the session's
+	// record).
+	err     error
+	failure *preFailure
+	// overrides name the operator overrides that kept a policy from
+	// being enforced ("DANE", "MTA-STS"): the attempt logs each use.
+	overrides []string
+}
+
+// preFailure is a TLS-RPT failure decided before any connection.
+type preFailure struct {
+	policy tlsrpt.Policy
+	result tlsrpt.ResultType
+	reason string // failure-reason-code
+}
+
+// enforcement is what one policy makes of a requirement. It is assigned
+// as a unit (take), so that a policy standing in for another leaves
+// nothing of the other behind.
+type enforcement struct {
+	level    Level
+	check    Check
+	basis    Basis
+	sts      *sts.Policy
+	stsMatch bool
+	report   tlsrpt.Policy
+	// stsErr is the failure to obtain the MTA-STS policy, when that left
+	// none to apply: sessions that go ahead without it report it.
+	stsErr error
+}
+
+func (r *Requirement) take(e enforcement) {
+	r.Level, r.Check, r.Basis, r.STS, r.STSMatch, r.report, r.stsErr = e.level, e.check, e.basis, e.sts, e.stsMatch, e.report, e.stsErr
+}
+
+// decideHost is the security decision for one MX host, a function of the
+// facts alone: it looks nothing up, records and logs nothing. The rules
+// apply in DESIGN.md's order and a later rule never weakens what an
+// earlier one set: DANE (RFC 7672 §2.2), else the domain's MTA-STS policy
+// or the operator's preloaded one (RFC 8461 §4), the mx patterns of an
+// enforced policy for a DANE host of an insecure MX answer, the operator's
+// local rules, then REQUIRETLS (RFC 8689 §4.2.1).
+func decideHost(f *hostFacts) verdict {
+	h := &hostDecision{f: f, d: f.d, req: &Requirement{Host: f.host, record: !f.d.msg.TLSReport}}
+	if h.decide() {
+		h.req.Reason = strings.Join(h.reasons, "; ")
+		if h.req.report.Type == "" {
+			h.req.report = f.noPolicy
+		}
+		h.v.req = h.req
+	}
+	return h.v
+}
+
+// hostDecision is decideHost's work in progress: the requirement, the
+// reasons for it (joined into Requirement.Reason in one place) and the
+// verdict.
+type hostDecision struct {
+	f       *hostFacts
+	d       *decision
+	req     *Requirement
+	reasons []string
+	v       verdict
+}
+
+func (h *hostDecision) reason(format string, args ...any) {
+	h.reasons = append(h.reasons, fmt.Sprintf(format, args...))
+}
+
+// refuse ends the decision with err, recorded for TLS-RPT as result (and
+// reason) under policy when result is not empty.
+func (h *hostDecision) refuse(err *Error, policy tlsrpt.Policy, result tlsrpt.ResultType, reason string) bool {
+	h.v.err = err
+	if result != "" {
+		h.v.failure = &preFailure{policy: policy, result: result, reason: reason}
+	}
+	return false
+}
+
+// decide applies the rules in turn; false means the host is refused.
+func (h *hostDecision) decide() bool {
+	d := h.d
+	if !d.t.literal && !h.dane() {
+		return false
+	}
+	ok := true
+	switch dr := h.req.DANE; {
+	case dr == nil || dr.Outcome == dane.NotApplicable:
+		var e enforcement
+		e, ok = h.sts(h)
+		h.req.take(e)
+	case d.daneIgnored():
+		ok = h.stsInstead()
+	case !d.t.mxSecure:
+		ok = h.matchSTS()
+	}
+	return ok && h.local() && (!d.msg.RequireTLS || h.requireTLS())
+}
+
+// dane applies RFC 7672 §2.2: secure usable TLSA records make
+// authentication by them mandatory; secure records none of which is usable
+// make TLS mandatory; a failed look-up makes the host unusable now.
+func (h *hostDecision) dane() bool {
+	f, d, req := h.f, h.d, h.req
+	if f.daneErr != nil {
+		return h.refuse(failure(451, codeDANELookup, f.daneErr, "cannot decide whether DANE applies to MX host %s: not using it now", f.host),
+			f.tlsaReport, resultTypeOf(f.daneErr, tlsrpt.ResultDNSSECInvalid), "")
+	}
+	dr := f.dane
+	req.DANE = dr
+	e := enforcement{report: f.daneReport}
+	switch dr.Outcome {
+	case dane.AuthenticationRequired:
+		e.level, e.check, e.basis = Authenticated, CheckDANE, BasisDANE
+		h.reason("DNSSEC-secure TLSA records at _%d._tcp.%s, %d usable: the server must match them (RFC 7672 §2.2)",
+			dr.Port, dr.BaseDomain, len(dr.UsableRecords()))
+	case dane.TLSRequired:
+		e.level, e.check, e.basis = Encrypted, CheckNone, BasisDANEUnusable
+		h.reason("DNSSEC-secure TLSA records at _%d._tcp.%s, none usable: TLS is mandatory, the server cannot be authenticated (RFC 7672 §2.2)",
+			dr.Port, dr.BaseDomain)
+	default:
+		return true
+	}
+	switch {
+	case d.relaxed():
+		e.level = Opportunistic
+		h.reasons[len(h.reasons)-1] += "; not enforced for this message (" + d.relaxReason() + ")"
+	case d.daneIgnored():
+		e.level = Opportunistic
+		h.reasons[len(h.reasons)-1] += "; not enforced: operator override (" + d.local.Override.Reason + ")"
+		h.v.overrides = append(h.v.overrides, "DANE")
+	}
+	req.take(e)
+	return true
+}
+
+// stsInstead applies the domain's MTA-STS policy (or the preloaded one)
+// to a host whose TLSA records an Override ignores: the override drops
+// DANE, not the domain's other policy, so the host is held to that policy
+// as a host without TLSA records is. When no policy applies, the ignored
+// records are still checked and reported, unenforced, as dane left them.
+// Under LocalPolicy.DANEOnly they stay too: the operator's own rule wants
+// the server authenticated by them (local).
+func (h *hostDecision) stsInstead() bool {
+	if h.d.local.DANEOnly {
+		return true
+	}
+	alt := &hostDecision{f: h.f, d: h.d, req: h.req}
+	e, ok := alt.sts(h)
+	if !ok {
+		return false
+	}
+	if e.sts == nil {
+		return true
+	}
+	h.req.take(e)
+	h.reasons[len(h.reasons)-1] += "; instead: " + strings.Join(alt.reasons, "; ")
+	return true
+}
+
+// sts applies RFC 8461 §4 (or the operator's preloaded policy) to a host
+// DANE does not cover, and returns what the policy makes of the
+// requirement; its reasons go to h, its refusal and override uses to top
+// (h itself, or the decision stsInstead stands in for).
+func (h *hostDecision) sts(top *hostDecision) (enforcement, bool) {
+	st, d, host := h.d.sts, h.d, h.f.host
 	if st == nil || st.policy == nil {
 		if st != nil && st.err != nil {
 			// No policy to apply, but the failure to get one is reported
 			// with the sessions that go ahead without it (RFC 8460 §4.3.2.2).
-			req.report, req.stsErr = st.report, st.err
+			return enforcement{report: st.report, stsErr: st.err}, true
 		}
-		return nil
+		return enforcement{}, true
 	}
 	p := st.policy
 	if p.Mode != sts.ModeEnforce && p.Mode != sts.ModeTesting {
-		return nil
+		return enforcement{}, true
 	}
-	req.STS, req.STSMatch = p, p.Match(req.Host)
-	req.Check, req.Basis, req.report = CheckWebPKI, BasisMTASTS, st.report
+	e := enforcement{check: CheckWebPKI, basis: BasisMTASTS, sts: p, stsMatch: p.Match(host), report: st.report}
 	if st.preloaded {
-		req.Basis = BasisPreloaded
+		e.basis = BasisPreloaded
 	}
 	what := st.name()
-	enforce := c.stsEnforced(d, req.Host)
-	req.Reason = fmt.Sprintf("%s of %s in %s mode (%s)", what, d.t.domain, p.Mode, st.source)
-	if !req.STSMatch {
+	enforce := top.stsEnforced()
+	reason := fmt.Sprintf("%s of %s in %s mode (%s)", what, d.t.domain, p.Mode, st.source)
+	switch {
+	case !e.stsMatch && enforce:
 		// RFC 8461 §4.1: a host that matches no mx pattern fails the
 		// policy; RFC 8460 has no result type of its own for it.
-		if enforce {
-			// No session will be made: the refusal is the session's record.
-			if req.record {
-				c.recordFailure(req.report, tlsrpt.ResultValidationFailure, req.Host, reasonMXNotInPolicy)
-			}
-			return failure(451, codeMXNotAllowed, nil, "MX host %s is not allowed by the %s of %s (RFC 8461 §4.1)", req.Host, what, d.t.domain)
-		}
+		return e, top.refuse(failure(451, codeMXNotAllowed, nil, "MX host %s is not allowed by the %s of %s (RFC 8461 §4.1)", host, what, d.t.domain),
+			e.report, tlsrpt.ResultValidationFailure, reasonMXNotInPolicy)
+	case !e.stsMatch:
 		// The session goes ahead and is recorded as this failure.
-		req.Reason += "; the host matches no mx pattern, reported only"
-		return nil
+		reason += "; the host matches no mx pattern, reported only"
+	case enforce:
+		e.level = Authenticated
+		reason += ": TLS 1.2 or newer with a WebPKI certificate for the host (RFC 8461 §4.2)"
+	default:
+		reason += ": checked and reported, not enforced"
 	}
-	if enforce {
-		req.Level = Authenticated
-		req.Reason += ": TLS 1.2 or newer with a WebPKI certificate for the host (RFC 8461 §4.2)"
-	} else {
-		req.Reason += ": checked and reported, not enforced"
-	}
-	return nil
+	h.reason("%s", reason)
+	return e, true
 }
 
 // stsEnforced reports whether the domain's MTA-STS policy (or the
-// preloaded one) is enforced for host and this message: enforce mode, not
-// relaxed for the message, no operator override (whose use is logged).
-func (c *Client) stsEnforced(d *decision, host string) bool {
+// preloaded one) is enforced for this message: enforce mode, not relaxed
+// for the message, no operator override (whose use the verdict names).
+func (h *hostDecision) stsEnforced() bool {
+	d := h.d
 	enforce := d.sts.policy.Mode == sts.ModeEnforce && !d.relaxed()
 	if enforce && d.local.Override.IgnoreMTASTS && d.local.Override.active(d.now) {
-		enforce = false
-		c.log.Warn("delivery: MTA-STS not enforced by operator override", slog.String("domain", d.t.domain),
-			slog.String("host", host), slog.String("reason", d.local.Override.Reason))
+		h.v.overrides = append(h.v.overrides, "MTA-STS")
+		return false
 	}
 	return enforce
 }
@@ -260,38 +337,33 @@ func (c *Client) stsEnforced(d *decision, host string) bool {
 // domain, so an enforced policy refuses a host they do not match. The
 // server is still authenticated by DANE alone (RFC 8461 §2: MTA-STS must
 // not override DANE); a secure MX answer needs none of this.
-func (c *Client) matchSTS(d *decision, req *Requirement) error {
-	st := d.sts
+func (h *hostDecision) matchSTS() bool {
+	st, host := h.d.sts, h.f.host
 	if st == nil || st.policy == nil || (st.policy.Mode != sts.ModeEnforce && st.policy.Mode != sts.ModeTesting) {
-		return nil
+		return true
 	}
-	if st.policy.Match(req.Host) {
+	if st.policy.Match(host) {
 		// Also what makes the host MTA-STS-validated for REQUIRETLS.
-		req.STS, req.STSMatch = st.policy, true
-		return nil
+		h.req.STS, h.req.STSMatch = st.policy, true
+		return true
 	}
 	what := st.name()
-	if !c.stsEnforced(d, req.Host) {
-		req.Reason += fmt.Sprintf("; the host matches no mx pattern of the %s in %s mode, not enforced", what, st.policy.Mode)
-		return nil
+	if !h.stsEnforced() {
+		h.reason("the host matches no mx pattern of the %s in %s mode, not enforced", what, st.policy.Mode)
+		return true
 	}
-	if req.record {
-		c.recordFailure(st.report, tlsrpt.ResultValidationFailure, req.Host, reasonMXNotInPolicy)
-	}
-	return failure(451, codeMXNotAllowed, nil, "MX host %s, named by an insecure MX answer, is not allowed by the %s of %s (RFC 8461 §4.1); TLSA records do not make it the domain's choice",
-		req.Host, what, d.t.domain)
+	return h.refuse(failure(451, codeMXNotAllowed, nil, "MX host %s, named by an insecure MX answer, is not allowed by the %s of %s (RFC 8461 §4.1); TLSA records do not make it the domain's choice",
+		host, what, h.d.t.domain), st.report, tlsrpt.ResultValidationFailure, reasonMXNotInPolicy)
 }
 
-// decideLocal applies the operator's rules, which only tighten.
-func (c *Client) decideLocal(d *decision, req *Requirement) error {
-	lp := d.local
+// local applies the operator's rules, which only tighten.
+func (h *hostDecision) local() bool {
+	d, req, lp := h.d, h.req, h.d.local
 	if lp.DANEOnly && req.Basis != BasisDANE {
-		if req.record {
-			// RFC 8460 §4.3.2.1: the sender requires DANE, the host has no
-			// usable DNSSEC-validated TLSA records.
-			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, req.DANE), tlsrpt.ResultDANERequired, req.Host, "")
-		}
-		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host)
+		// RFC 8460 §4.3.2.1: the sender requires DANE, the host has no
+		// usable DNSSEC-validated TLSA records.
+		return h.refuse(failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and %s has no usable DNSSEC-secure TLSA record", d.t.domain, req.Host),
+			h.f.tlsaReport, tlsrpt.ResultDANERequired, "")
 	}
 	if lp.DANEOnly && !d.t.mxSecure {
 		// RFC 7672 §2.2.1, §6: DANE binds a host's keys to its name, and
@@ -300,10 +372,8 @@ func (c *Client) decideLocal(d *decision, req *Requirement) error {
 		// an insecure answer can name a host in a zone of his own, signed,
 		// with TLSA records of his own: for a sender that demands DANE, the
 		// domain has no DANE-validated host (RFC 8460 §4.3.2.1).
-		if req.record {
-			c.recordFailure(c.reports.tlsa(d.t.domain, req.Host, req.DANE), tlsrpt.ResultDANERequired, req.Host, reasonMXInsecure)
-		}
-		return failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and its MX answer naming %s is not DNSSEC-secure", d.t.domain, req.Host)
+		return h.refuse(failure(451, codeCertificate, nil, "local policy accepts only DANE-authenticated hosts for %s, and its MX answer naming %s is not DNSSEC-secure", d.t.domain, req.Host),
+			h.f.tlsaReport, tlsrpt.ResultDANERequired, reasonMXInsecure)
 	}
 	if lp.DANEOnly && req.Level < Authenticated {
 		// The records were relaxed for this message ("TLS-Required: No", a
@@ -312,29 +382,31 @@ func (c *Client) decideLocal(d *decision, req *Requirement) error {
 		// a stripped STARTTLS or an attacker's certificate would carry the
 		// message.
 		req.Level, req.Basis = Authenticated, BasisLocal
-		req.Reason = appendReason(req.Reason, "local policy accepts only DANE-authenticated hosts")
+		h.reason("local policy accepts only DANE-authenticated hosts")
 	}
 	if lp.RequireAuthenticated && req.Level < Authenticated {
 		if req.Check != CheckDANE {
 			req.Check = CheckWebPKI
 		}
 		req.Level, req.Basis = Authenticated, BasisLocal
-		req.Reason = appendReason(req.Reason, "local policy requires an authenticated server")
+		h.reason("local policy requires an authenticated server")
 	}
 	if lp.RequireTLS && req.Level < Encrypted {
 		req.Level, req.Basis = Encrypted, BasisLocal
-		req.Reason = appendReason(req.Reason, "local policy requires TLS")
+		h.reason("local policy requires TLS")
 	}
-	return nil
+	return true
 }
 
-// decideREQUIRETLS applies RFC 8689 §4.2.1: the host must come from a
+// requireTLS applies RFC 8689 §4.2.1: the host must come from a
 // DNSSEC-secure MX answer or match the domain's MTA-STS policy, and the
 // server must be authenticated, by DANE or the WebPKI.
-func (c *Client) decideREQUIRETLS(d *decision, req *Requirement) error {
+func (h *hostDecision) requireTLS() bool {
+	req := h.req
 	stsValidated := req.STS != nil && req.STSMatch && req.Basis != BasisPreloaded
-	if !d.t.mxSecure && !stsValidated {
-		return failure(550, codeREQUIRETLS, nil, "REQUIRETLS: MX host %s was found through an insecure MX answer and no MTA-STS policy validates it (RFC 8689 §4.2.1)", req.Host)
+	if !h.d.t.mxSecure && !stsValidated {
+		return h.refuse(failure(550, codeREQUIRETLS, nil, "REQUIRETLS: MX host %s was found through an insecure MX answer and no MTA-STS policy validates it (RFC 8689 §4.2.1)", req.Host),
+			tlsrpt.Policy{}, "", "")
 	}
 	if req.Check == CheckNone {
 		req.Check = CheckWebPKI
@@ -343,15 +415,8 @@ func (c *Client) decideREQUIRETLS(d *decision, req *Requirement) error {
 		req.Level, req.Basis = Authenticated, BasisREQUIRETLS
 	}
 	req.REQUIRETLS = true
-	req.Reason = appendReason(req.Reason, "the message requires REQUIRETLS (RFC 8689)")
-	return nil
-}
-
-func appendReason(reason, more string) string {
-	if reason == "" {
-		return more
-	}
-	return reason + "; " + more
+	h.reason("the message requires REQUIRETLS (RFC 8689)")
+	return true
 }
 
 // resultType returns the RFC 8460 result type an error carries (the dane

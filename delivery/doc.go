@@ -51,6 +51,11 @@
 //     TLS authenticated by DANE or the WebPKI, and a server advertising
 //     REQUIRETLS; otherwise 5.7.30;
 //     - otherwise opportunistic STARTTLS.
+//     The decision is one function of the facts looked up (decideHost in
+//     decide.go): the attempt looks them up, then logs the overrides the
+//     decision used and records for TLS-RPT the refusals it made; Explain
+//     calls the same function and does neither. Its matrix is tested row
+//     by row in decide_test.go.
 //  4. Every address of a host (IPv6 and IPv4 interleaved, IPv6 first) is
 //     tried before the next host. A refused or dropped connection, a 421,
 //     a greeting refused, a session that fails its requirement move on to

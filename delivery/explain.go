@@ -101,14 +101,17 @@ func (c *Client) ExplainMessage(ctx context.Context, domain string, msg *Message
 		st = c.lookupSTS(ctx, t.domain, local)
 		ex.MTASTS, ex.MTASTSSource, ex.MTASTSErr = st.policy, st.source, st.err
 	}
-	d := &decision{t: t, sts: st, local: local, msg: msg, now: c.now(), dry: true}
+	d := &decision{t: t, sts: st, local: local, msg: msg, now: c.now()}
 	for _, host := range t.route.Hosts {
 		he := HostExplanation{Host: host}
 		source := "DNS look-up now"
 		if until, ok := c.daneCachedUntil(t.domain, t.daneName(host.Name), t.port, t.mxSecure); ok {
 			source = "cache, until " + until.UTC().Format(time.RFC3339)
 		}
-		he.Requirement, he.Err = c.decide(ctx, d, host)
+		// The decision a delivery would make, without its side effects:
+		// nothing is recorded for TLS-RPT and no override use is logged.
+		v := decideHost(c.hostFacts(ctx, d, host.Name))
+		he.Requirement, he.Err = v.req, v.err
 		if he.Err == nil {
 			he.Addrs, he.Err = c.addresses(ctx, t, host)
 		}

@@ -108,12 +108,12 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 	var addrs []netip.Addr
 	next := 0 // the next address to dial
 	for len(a.pending) > 0 {
-		s, err := c.pool.acquire(ctx, key)
+		g, err := c.pool.acquire(ctx, key)
 		if err != nil {
 			a.hostFailed(host.Name, netip.Addr{}, failure(451, smtp.EnhancedCode{4, 4, 1}, err, "waiting for a free session to %s", host.Name), false)
 			return
 		}
-		reused := s != nil
+		s, reused := g.session, g.session != nil
 		if reused {
 			// The pool key vouches that the session was set up and verified
 			// as req demands, but the session still carries the requirement
@@ -127,7 +127,7 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 			// The pool gave a slot: dial until an address answers.
 			if addrs == nil {
 				if addrs, err = c.addresses(ctx, a.d.t, host); err != nil {
-					c.pool.release(key)
+					c.pool.release(g.key)
 					a.hostFailed(host.Name, netip.Addr{}, err, false)
 					return
 				}
@@ -135,13 +135,13 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 			for s == nil && next < len(addrs) && ctx.Err() == nil {
 				ip := addrs[next]
 				next++
-				if s, err = c.connect(ctx, a, host, ip, req, key); err != nil {
+				if s, err = a.connect(ctx, host, ip, req, g.key); err != nil {
 					var ce *connectError
 					a.hostFailed(host.Name, ip, err, errors.As(err, &ce) && ce.policy)
 				}
 			}
 			if s == nil {
-				c.pool.release(key)
+				c.pool.release(g.key)
 				return
 			}
 		}
@@ -157,7 +157,7 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 // before the server saw anything (not a failure of the host), or the
 // connection was lost or closed (421) before the message was taken.
 func (a *attempt) transfer(ctx context.Context, s *session, reused bool) bool {
-	out := a.c.transact(ctx, s, a)
+	out := a.transact(ctx, s)
 	if out.stale && reused {
 		a.c.pool.discard(s)
 		return true

@@ -73,8 +73,10 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Close closes the idle sessions kept for reuse and makes the sessions in
-// use close when their delivery ends. Deliveries still running finish.
+// Close closes the idle sessions kept for reuse (each with a QUIT, at
+// most 5 seconds) and returns once they, and the sessions already being
+// ended, are closed. Sessions in use close when their delivery ends;
+// deliveries still running finish.
 func (c *Client) Close() error {
 	c.pool.close()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sealpost/sealpost/internal/smtpclient"
 	"github.com/sealpost/sealpost/internal/testenv"
@@ -242,5 +243,28 @@ func TestSTARTTLSInjectionIsReported(t *testing.T) {
 	wantFailure(t, f, tlsrpt.PolicyTypeSTS, tlsrpt.ResultValidationFailure)
 	if f.Failure.FailureReasonCode != "starttls-protocol-error" {
 		t.Errorf("failure-reason-code %q, want starttls-reply-injection", f.Failure.FailureReasonCode)
+	}
+}
+
+// TestCloseWaitsForSessionsBeingEnded: Close returns only once the
+// sessions already being ended in the background (QUIT sent, the reply
+// awaited) are closed, so that a program that closes its Client and exits
+// does not cut them off; they were untracked goroutines.
+func TestCloseWaitsForSessionsBeingEnded(t *testing.T) {
+	tw := newTestWorld(t, "insecure:slowquit.example.")
+	var quitAnswered atomic.Bool
+	tw.scriptedMX("slowquit.example", "mx.slowquit.example", testenv.ScriptOptions{Script: func(e testenv.ScriptEvent) *testenv.ScriptStep {
+		if e.Command == "QUIT" {
+			time.Sleep(300 * time.Millisecond)
+			quitAnswered.Store(true)
+		}
+		return nil
+	}})
+	// No reuse: the session is ended as soon as the message is sent.
+	c := tw.client(func(cfg *Config) { cfg.IdleTimeout = -1 })
+	want(t, deliver(t, c, msg("bob@slowquit.example"))[0], Delivered, "")
+	c.Close()
+	if !quitAnswered.Load() {
+		t.Error("Close returned while the session's QUIT was still unanswered")
 	}
 }

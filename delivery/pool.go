@@ -46,6 +46,19 @@ type pool struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostSessions
 	closed bool
+	// quitting counts the sessions being ended in the background; done,
+	// when not nil, is closed as the count reaches zero (wait).
+	quitting int
+	done     chan struct{}
+}
+
+// grant is what acquire hands out, as net/http's wantConn is: an idle
+// session to reuse, which goes back with put or discard; or, when session
+// is nil, one of the host's slots, which the new session opened in it
+// takes over (its put or discard frees it) or release gives back.
+type grant struct {
+	session *session
+	key     poolKey
 }
 
 type hostSessions struct {
@@ -73,11 +86,9 @@ func (p *pool) host(name string) *hostSessions {
 	return h
 }
 
-// acquire returns an idle session for key, or nil and a slot for a new
-// session, which the caller gives back with release (if it made no
-// session) or put/discard. It waits while the host's sessions are all
-// busy.
-func (p *pool) acquire(ctx context.Context, key poolKey) (*session, error) {
+// acquire returns an idle session for key, or a slot for a new session
+// (see grant). It waits while the host's sessions are all busy.
+func (p *pool) acquire(ctx context.Context, key poolKey) (grant, error) {
 	for {
 		p.mu.Lock()
 		h := p.host(key.host)
@@ -90,20 +101,21 @@ func (p *pool) acquire(ctx context.Context, key poolKey) (*session, error) {
 				p.discard(s)
 				continue
 			}
-			return s, nil
+			return grant{session: s, key: key}, nil
 		}
 		if h.open < p.max || p.closed {
 			h.open++
 			p.mu.Unlock()
-			return nil, nil
+			return grant{key: key}, nil
 		}
 		if victim := h.evictOther(); victim != nil {
 			// The slot of an idle session under another requirement passes
 			// to the caller.
+			p.quitting++
 			p.mu.Unlock()
 			victim.idle.Stop()
-			go quit(victim)
-			return nil, nil
+			go p.quit(victim)
+			return grant{key: key}, nil
 		}
 		ch := make(chan struct{})
 		h.waiters = append(h.waiters, ch)
@@ -111,7 +123,7 @@ func (p *pool) acquire(ctx context.Context, key poolKey) (*session, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return grant{}, ctx.Err()
 		}
 	}
 }
@@ -174,14 +186,18 @@ func (p *pool) expire(s *session) {
 	}
 	h.open--
 	h.wake()
+	p.quitting++
 	p.mu.Unlock()
-	quit(s)
+	p.quit(s)
 }
 
 // discard ends s and frees its slot.
 func (p *pool) discard(s *session) {
+	p.mu.Lock()
+	p.quitting++
+	p.mu.Unlock()
 	p.release(s.key)
-	go quit(s)
+	go p.quit(s)
 }
 
 // release frees a slot acquire handed out.
@@ -196,7 +212,8 @@ func (p *pool) release(key poolKey) {
 	p.mu.Unlock()
 }
 
-// close ends every idle session; sessions in use end when put back.
+// close ends every idle session, and returns once they and every session
+// being ended already are closed; sessions in use end when put back.
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -209,11 +226,40 @@ func (p *pool) close() {
 		}
 		h.wake()
 	}
+	p.quitting += len(idle)
 	p.mu.Unlock()
 	for _, s := range idle {
 		s.idle.Stop()
-		quit(s)
+		go p.quit(s)
 	}
+	p.wait()
+}
+
+// quit ends s (see quit) and counts it out of p.quitting, which the
+// caller counted it into under p.mu.
+func (p *pool) quit(s *session) {
+	quit(s)
+	p.mu.Lock()
+	if p.quitting--; p.quitting == 0 && p.done != nil {
+		close(p.done)
+		p.done = nil
+	}
+	p.mu.Unlock()
+}
+
+// wait returns once no session is being ended.
+func (p *pool) wait() {
+	p.mu.Lock()
+	if p.quitting == 0 {
+		p.mu.Unlock()
+		return
+	}
+	if p.done == nil {
+		p.done = make(chan struct{})
+	}
+	done := p.done
+	p.mu.Unlock()
+	<-done
 }
 
 // quitTimeout bounds the polite QUIT of a session being closed.

@@ -46,14 +46,15 @@ func (e *connectError) Unwrap() error { return e.err }
 // it for TLS-RPT. Opportunistic sessions whose TLS handshake fails are
 // opened again without STARTTLS (RFC 7435: opportunistic security
 // falls back to cleartext rather than not deliver).
-func (c *Client) connect(ctx context.Context, a *attempt, host MXHost, ip netip.Addr, req *Requirement, key poolKey) (*session, error) {
+func (a *attempt) connect(ctx context.Context, host MXHost, ip netip.Addr, req *Requirement, key poolKey) (*session, error) {
+	c := a.c
 	start := c.now()
-	s, err := c.open(ctx, a, host, ip, req, true)
+	s, err := a.open(ctx, host, ip, req, true)
 	var te *smtpclient.TLSError
 	if err != nil && req.Level == Opportunistic && errors.As(err, &te) {
 		c.log.Info("delivery: TLS handshake failed, retrying without STARTTLS (opportunistic TLS)",
 			"domain", a.d.t.domain, "host", host.Name, "ip", ip.String(), "error", err.Error())
-		s, err = c.open(ctx, a, host, ip, req, false)
+		s, err = a.open(ctx, host, ip, req, false)
 	}
 	if f := c.cfg.Observer.SessionStarted; f != nil {
 		info := a.last
@@ -71,11 +72,12 @@ func (c *Client) connect(ctx context.Context, a *attempt, host MXHost, ip netip.
 
 // open makes one connection; useTLS false skips STARTTLS (the plaintext
 // retry of an opportunistic session).
-func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Addr, req *Requirement, useTLS bool) (*session, error) {
+func (a *attempt) open(ctx context.Context, host MXHost, ip netip.Addr, req *Requirement, useTLS bool) (*session, error) {
+	c := a.c
 	port := a.d.t.port
 	info := Session{Domain: a.d.t.domain, MXHost: host.Name, IP: ip, Port: port, Requirement: *req, Auth: NoSession}
 	a.last = info
-	conn, err := c.dialAddr(ctx, a, ip, port)
+	conn, err := a.dialAddr(ctx, ip, port)
 	if err != nil {
 		return nil, &connectError{err: failure(451, codeConnect, err, "cannot connect to %s [%s]:%d", host.Name, ip, port)}
 	}
@@ -99,7 +101,7 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 	a.last = s.info
 	offered, _ := sc.Extension("STARTTLS")
 	if !offered || !useTLS {
-		if err := c.plaintext(a, s, !offered); err != nil {
+		if err := a.plaintext(s, !offered); err != nil {
 			return fail(err)
 		}
 		return s, nil
@@ -110,13 +112,13 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 	if errors.As(err, &reply) && !errors.Is(err, smtpclient.ErrConnLost) {
 		// The server advertised STARTTLS and then refused it (454): the
 		// session goes on in plaintext, if the requirement allows.
-		if err := c.plaintext(a, s, true); err != nil {
+		if err := a.plaintext(s, true); err != nil {
 			return fail(err)
 		}
 		return s, nil
 	}
 	if err != nil {
-		return fail(c.tlsFailed(a, s, v, err))
+		return fail(a.tlsFailed(s, v, err))
 	}
 	st, _ := sc.TLSState()
 	s.info.TLSVersion, s.info.CipherSuite = st.Version, st.CipherSuite
@@ -147,7 +149,8 @@ func (c *Client) open(ctx context.Context, a *attempt, host MXHost, ip netip.Add
 // notSupported says the server offered no STARTTLS (or refused it), which
 // is recorded; a plaintext retry after a failed handshake was recorded as
 // that failure already.
-func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
+func (a *attempt) plaintext(s *session, notSupported bool) error {
+	c := a.c
 	req := &s.info.Requirement
 	s.info.Auth = Plaintext
 	a.last = s.info
@@ -164,7 +167,8 @@ func (c *Client) plaintext(a *attempt, s *session, notSupported bool) error {
 }
 
 // tlsFailed records and classifies a failed STARTTLS handshake.
-func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) error {
+func (a *attempt) tlsFailed(s *session, v *verification, err error) error {
+	c := a.c
 	info := &s.info
 	var te *smtpclient.TLSError
 	var pe *smtpclient.ProtocolError
@@ -203,7 +207,8 @@ func (c *Client) tlsFailed(a *attempt, s *session, v *verification, err error) e
 
 // dialAddr connects to ip:port within the connect timeout, from the source
 // address the domain's rules or the Config choose.
-func (c *Client) dialAddr(ctx context.Context, a *attempt, ip netip.Addr, port uint16) (net.Conn, error) {
+func (a *attempt) dialAddr(ctx context.Context, ip netip.Addr, port uint16) (net.Conn, error) {
+	c := a.c
 	return c.dialIP(ctx, ip, port, a.src)
 }
 

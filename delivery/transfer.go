@@ -33,7 +33,8 @@ var (
 
 // transact sends the message to the attempt's pending recipients over s
 // and settles every recipient whose fate the server decided.
-func (c *Client) transact(ctx context.Context, s *session, a *attempt) outcome {
+func (a *attempt) transact(ctx context.Context, s *session) outcome {
+	c := a.c
 	start := c.now()
 	reused := s.messages > 0
 	s.info.Reused = reused

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 
-	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/internal/smtpclient"
 )
 
@@ -76,7 +75,7 @@ func (a *attempt) run(ctx context.Context) {
 		return
 	}
 	if ctx.Err() != nil {
-		a.failures = append(a.failures, hostFailure{err: failure(451, smtp.EnhancedCode{4, 4, 7}, ctx.Err(), "delivery attempt abandoned")})
+		a.failures = append(a.failures, hostFailure{err: failure(451, codeExpired, ctx.Err(), "delivery attempt abandoned")})
 	}
 	a.finish(a.summary())
 }
@@ -110,7 +109,7 @@ func (a *attempt) tryHost(ctx context.Context, host MXHost, req *Requirement) {
 	for len(a.pending) > 0 {
 		g, err := c.pool.acquire(ctx, key)
 		if err != nil {
-			a.hostFailed(host.Name, netip.Addr{}, failure(451, smtp.EnhancedCode{4, 4, 1}, err, "waiting for a free session to %s", host.Name), false)
+			a.hostFailed(host.Name, netip.Addr{}, failure(451, codeConnect, err, "waiting for a free session to %s", host.Name), false)
 			return
 		}
 		s, reused := g.session, g.session != nil
@@ -204,7 +203,7 @@ func (a *attempt) policyFailed() bool {
 // error, the most preferred host first.
 func (a *attempt) summary() *Error {
 	if len(a.failures) == 0 {
-		return failure(451, smtp.EnhancedCode{4, 4, 4}, nil, "no MX host to try for %s", a.domain)
+		return failure(451, codeNoAddress, nil, "no MX host to try for %s", a.domain)
 	}
 	if len(a.failures) == 1 {
 		// Wrapping the one failure would say it twice: "X: X".
@@ -258,7 +257,7 @@ func asError(err error) *Error {
 	if errors.As(err, &de) {
 		return de
 	}
-	return failure(451, smtp.EnhancedCode{4, 4, 0}, err, "%v", err)
+	return failure(451, codeNetwork, err, "%v", err)
 }
 
 // decide returns the requirement of host, or an *Error saying why the host

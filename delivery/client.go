@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/smtpclient"
 	"github.com/sealpost/sealpost/sts"
@@ -149,8 +148,6 @@ func (c *Client) Deliver(ctx context.Context, msg *Message) ([]Result, error) {
 	wg.Wait()
 	return results, nil
 }
-
-var codeBadMailbox = smtp.EnhancedCode{5, 1, 3} // bad destination mailbox address syntax
 
 // setFailure fills r from a failure.
 func setFailure(r *Result, de *Error) {

@@ -5,19 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/sts"
 	"github.com/sealpost/sealpost/tlsrpt"
-)
-
-// Enhanced status codes of our own policy refusals, as large providers use
-// them (RFC 3463, RFC 8689 for 5.7.30).
-var (
-	codeMXNotAllowed = smtp.EnhancedCode{4, 4, 8} // MX not allowed by policy
-	codeCertificate  = smtp.EnhancedCode{4, 7, 5} // cryptographic (certificate) failure
-	codeREQUIRETLS   = smtp.EnhancedCode{5, 7, 30}
-	codeDANELookup   = smtp.EnhancedCode{4, 4, 3} // directory server failure
 )
 
 // reasonMXNotInPolicy is the failure-reason-code of a host outside an

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/dnsname"
@@ -49,15 +48,6 @@ type mxResolver interface {
 	Lookup(ctx context.Context, name string, qtype uint16) (*dane.Answer, error)
 	LookupHost(ctx context.Context, host string) (*dane.Answer, error)
 }
-
-// Enhanced status codes for routing failures (RFC 3463, RFC 7505).
-var (
-	codeBadDomain     = smtp.EnhancedCode{5, 1, 2}  // bad destination system address
-	codeNullMX        = smtp.EnhancedCode{5, 1, 10} // RFC 7505 §4.3
-	codeDNSFailure    = smtp.EnhancedCode{4, 4, 3}  // directory server failure
-	codeUnroutable    = smtp.EnhancedCode{5, 4, 4}  // unable to route
-	codeLiteralRefuse = smtp.EnhancedCode{5, 1, 2}
-)
 
 // resolveMX finds where mail for domain goes. shuffle orders hosts of equal
 // preference; nil means randomly (RFC 5321 §5.1 asks senders to spread the

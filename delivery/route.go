@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/emersion/go-smtp"
 	"github.com/sealpost/sealpost/dane"
 	"github.com/sealpost/sealpost/internal/dnsname"
 )
@@ -55,8 +54,6 @@ type nextHop struct {
 	noMX    bool // bracketed: the host itself, no MX look-up
 	literal netip.Addr
 }
-
-var codeBadNextHop = smtp.EnhancedCode{4, 3, 5} // system incorrectly configured
 
 // parseNextHop reads a next hop as Message.NextHop documents it.
 func parseNextHop(s string) (nextHop, error) {
@@ -196,5 +193,3 @@ func (c *Client) dialOrder(addrs []netip.Addr) []netip.Addr {
 	}
 	return out
 }
-
-var codeNoAddress = smtp.EnhancedCode{4, 4, 4} // unable to route

@@ -25,13 +25,6 @@ type session struct {
 	idle     *time.Timer
 }
 
-// Codes of session failures of our own.
-var (
-	codeConnect       = smtp.EnhancedCode{4, 4, 1}  // no answer from host
-	codeConnection    = smtp.EnhancedCode{4, 4, 2}  // bad connection
-	codeTLSNotOffered = smtp.EnhancedCode{4, 7, 10} // encryption needed
-)
-
 // connectError is a failed session set-up; policy marks a failure of the
 // host's security requirement (as opposed to the network or the server).
 type connectError struct {
@@ -286,7 +279,7 @@ func replyError(r *smtpclient.Reply, err error) *Error {
 	if !r.HasEnhanced() {
 		// RFC 3463 §3: without one from the server, the class follows
 		// the reply code and the rest is "other or undefined".
-		e.Enhanced = smtp.EnhancedCode{r.Code / 100, 0, 0}
+		e.Enhanced = smtp.EnhancedCode{r.Code / 100, 0, 0} // X.0.0
 	}
 	return e
 }

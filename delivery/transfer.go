@@ -24,13 +24,6 @@ type outcome struct {
 	reusable bool
 }
 
-var (
-	codeLostAfterData = smtp.EnhancedCode{4, 4, 2}
-	codeSource        = smtp.EnhancedCode{4, 3, 0}
-	codeBadParameter  = smtp.EnhancedCode{5, 5, 4}
-	codeBadSender     = smtp.EnhancedCode{5, 1, 7}
-)
-
 // transact sends the message to the attempt's pending recipients over s
 // and settles every recipient whose fate the server decided.
 func (a *attempt) transact(ctx context.Context, s *session) outcome {
@@ -155,7 +148,7 @@ func (a *attempt) settleTransaction(info Session, res *smtpclient.SendResult, er
 		// §4.1, RFC 1870 §6); another host of the domain may differ.
 		code := smtp.EnhancedCode(capErr.Enhanced)
 		if code[0] == 0 {
-			code = smtp.EnhancedCode{5, 5, 0}
+			code = codeProtocol
 		}
 		return outcome{err: failure(554, code, err, "MX host %s: %s", info.MXHost, capErr.Reason)}
 	case errors.As(err, &cmdErr):

@@ -140,8 +140,8 @@ func (l *stringOrList) UnmarshalJSON(b []byte) error {
 // senders are seen to emit: failure details without sending-mta-ip or
 // receiving-mx-hostname or with them empty, contact-info null or missing,
 // policy-string or policy-domain missing, mx-host as a single string, an
-// end-datetime at the next midnight, unknown result types and extra
-// fields.
+// end-datetime at the next midnight, date-times without a zone offset
+// (read as UTC), unknown result types and extra fields.
 func ParseReport(r io.Reader) (*Report, error) {
 	return parseReport(r, MaxReportSize)
 }
@@ -306,14 +306,20 @@ func optional(s *string) string {
 	return *s
 }
 
-// parseDateTime parses an RFC 3339 §5.6 date-time (RFC 8460 §4.4).
+// parseDateTime parses an RFC 3339 §5.6 date-time (RFC 8460 §4.4). A
+// date-time without a zone offset ("2023-01-10T00:00:00", which
+// Microsoft's reports carried in 2023) is read as UTC, the zone RFC 8460
+// §4.1 has reports use: refusing it would throw the whole report away.
 func parseDateTime(field string, s *string) (time.Time, error) {
 	if s == nil {
 		return time.Time{}, &ReportError{Field: field, Reason: "expected an RFC 3339 date-time, found none"}
 	}
 	t, err := time.Parse(time.RFC3339, *s)
 	if err != nil {
-		return time.Time{}, &ReportError{Field: field, Reason: fmt.Sprintf("expected an RFC 3339 date-time, found %q", truncate(*s, 64))}
+		var err2 error
+		if t, err2 = time.ParseInLocation("2006-01-02T15:04:05.999999999", *s, time.UTC); err2 != nil {
+			return time.Time{}, &ReportError{Field: field, Reason: fmt.Sprintf("expected an RFC 3339 date-time, found %q", truncate(*s, 64))}
+		}
 	}
 	return t, nil
 }

@@ -155,6 +155,14 @@ func TestParseReportTolerance(t *testing.T) {
 			}
 		}},
 		{"date-time with offset and fraction", `"2016-04-01T00:00:00Z"`, `"2016-04-01T02:00:00.000+02:00"`, nil},
+		// Microsoft's reports of 2023 ("2023-01-10T00:00:00"): read as UTC,
+		// RFC 8460 §4.1's zone, rather than lose the whole report.
+		{"date-times without a zone are UTC", `"start-datetime": "2016-04-01T00:00:00Z", "end-datetime": "2016-04-01T23:59:59Z"`,
+			`"start-datetime": "2016-04-01T00:00:00", "end-datetime": "2016-04-01T23:59:59.5"`, func(t *testing.T, r *Report) {
+				if !r.DateRange.Start.Equal(time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)) || r.DateRange.End.Location() != time.UTC {
+					t.Errorf("date-range %v", r.DateRange)
+				}
+			}},
 		{"extra fields", `"report-id"`, `"x-vendor": {"a": [1, 2]}, "report-id"`, nil},
 		{"unknown result type is kept", `"result-type": "validation-failure"`, `"result-type": "certificate-revoked"`, func(t *testing.T, r *Report) {
 			if r.Policies[0].FailureDetails[2].ResultType != "certificate-revoked" {
@@ -203,7 +211,8 @@ func TestParseReportStrictness(t *testing.T) {
 		{"date-range missing", `"date-range": {"start-datetime": "2016-04-01T00:00:00Z", "end-datetime": "2016-04-01T23:59:59Z"},`, "", "date-range"},
 		{"start-datetime missing", `"start-datetime": "2016-04-01T00:00:00Z", `, "", "date-range.start-datetime"},
 		{"end-datetime not RFC 3339", `"2016-04-01T23:59:59Z"`, `"2016-04-01 23:59:59"`, "date-range.end-datetime"},
-		{"date-time without zone", `"2016-04-01T00:00:00Z"`, `"2016-04-01T00:00:00"`, "date-range.start-datetime"},
+		{"date-time with a space", `"2016-04-01T00:00:00Z"`, `"2016-04-01 00:00:00"`, "date-range.start-datetime"},
+		{"date without time", `"2016-04-01T00:00:00Z"`, `"2016-04-01"`, "date-range.start-datetime"},
 		{"end before start", `"2016-04-01T23:59:59Z"`, `"2016-03-31T23:59:59Z"`, "date-range"},
 		{"policies missing", baseReport[strings.Index(baseReport, `,
   "policies"`) : len(baseReport)-1], "", "policies"},

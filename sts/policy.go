@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sealpost/sealpost/internal/txtfield"
 )
 
 // MaxPolicySize is the largest policy accepted, in bytes. RFC 8461 §3.2
@@ -73,14 +75,14 @@ func ParsePolicy(text string) (*Policy, error) {
 		if err := checkLineChars(line); err != "" {
 			return nil, &PolicyError{Line: n, Reason: err}
 		}
-		if trimWSP(line) == "" {
+		if txtfield.TrimWSP(line) == "" {
 			continue
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			return nil, &PolicyError{Line: n, Reason: fmt.Sprintf("%s is not \"key: value\"", quote(line))}
 		}
-		key, value := trimWSP(k), trimWSP(v)
+		key, value := txtfield.TrimWSP(k), txtfield.TrimWSP(v)
 		if !validFieldName(key) {
 			return nil, &PolicyError{Line: n, Reason: fmt.Sprintf("field name %s is not a letter or digit followed by up to 31 letters, digits, \"_\", \"-\" or \".\"", quote(key))}
 		}

@@ -3,6 +3,8 @@ package sts
 import (
 	"fmt"
 	"strings"
+
+	"github.com/sealpost/sealpost/internal/txtfield"
 )
 
 // recordVersion starts every MTA-STS TXT record (RFC 8461 §3.1).
@@ -36,7 +38,7 @@ func ParseRecord(txt string) (Record, error) {
 	}
 	// RFC 8461 §3.1: sts-version 1*(*WSP %x3B *WSP sts-field) [%x3B]
 	head, rest, found := strings.Cut(rest, ";")
-	if trimWSP(head) != "" {
+	if txtfield.TrimWSP(head) != "" {
 		return fail("%s is followed by %s, not by \";\"", recordVersion, quote(head))
 	}
 	var id string
@@ -44,7 +46,7 @@ func ParseRecord(txt string) (Record, error) {
 	for found {
 		var field string
 		field, rest, found = strings.Cut(rest, ";")
-		field = trimWSP(field)
+		field = txtfield.TrimWSP(field)
 		if field == "" {
 			continue
 		}
@@ -53,6 +55,12 @@ func ParseRecord(txt string) (Record, error) {
 			return fail("field %s is not name=value", quote(field))
 		}
 		if name != "id" || haveID {
+			// RFC 8461 §3.1's sts-extension, with the grammar TLS-RPT's
+			// record shares (txtfield): a field that is neither an id
+			// nor an extension makes the record invalid.
+			if !txtfield.ValidExtName(name) || !txtfield.ValidExtValue(value) {
+				return fail("field %s is neither the id nor an extension (a name of letters, digits, _ - . and a value of printable ASCII without = ; or space)", quote(field))
+			}
 			continue
 		}
 		if !validID(value) {
@@ -111,9 +119,4 @@ func validID(id string) bool {
 
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
-// trimWSP removes spaces and horizontal tabs (the ABNF's WSP) at both ends.
-func trimWSP(s string) string {
-	return strings.Trim(s, " \t")
 }

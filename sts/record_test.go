@@ -40,6 +40,14 @@ func TestParseRecord(t *testing.T) {
 		{"text after version is invalid", "v=STSv1x; id=abc", ""},
 		{"leading space is invalid", " v=STSv1; id=abc", ""},
 		{"empty record is invalid", "", ""},
+		// sts-extension of RFC 8461 §3.1, the grammar TLS-RPT's record
+		// shares (internal/txtfield): tlsrpt refused these, sts did not.
+		{"extension name with % is invalid", "v=STSv1; id=abc; 1%=a", ""},
+		{"extension value with = is invalid", "v=STSv1; id=abc; test==", ""},
+		{"extension name starting with _ is invalid", "v=STSv1; id=abc; _x=1", ""},
+		{"extension value with a space is invalid", "v=STSv1; id=abc; x=a b", ""},
+		{"extension name of 32 characters", "v=STSv1; id=abc; " + strings.Repeat("x", 32) + "=1", "abc"},
+		{"extension name of 33 characters is invalid", "v=STSv1; id=abc; " + strings.Repeat("x", 33) + "=1", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sealpost/sealpost/internal/txtfield"
 )
 
 // Record is a parsed _smtp._tls TXT record (RFC 8460 §3): where a policy
@@ -108,8 +111,10 @@ func isCandidate(txt string) bool {
 // It follows the ABNF of RFC 8460 §3: "v=TLSRPTv1" first (case-sensitive),
 // then ";"-separated fields; "rua=" with one or more ","-separated URIs is
 // required; other fields must be syntactically valid extensions and are
-// ignored. Chosen tolerances: white space around "=" and empty fields
-// (";;") are accepted. Chosen strictness: a second rua field, a URI with
+// ignored. A rua field may repeat (the ABNF's 1*(field-delim tlsrpt-field)
+// allows it): the URIs of every rua field are destinations, in order,
+// each once. Chosen tolerances: white space around "=" and empty fields
+// (";;") are accepted. Chosen strictness: a URI with
 // an unencoded "!" (RFC 8460 §3: it MUST be encoded; it is DMARC's size
 // suffix, which TLSRPT does not have) or white space inside a URI make the
 // record invalid. URIs of schemes other than mailto and https are skipped;
@@ -122,13 +127,13 @@ func ParseRecord(txt string) (*Record, error) {
 		return nil, recordError(txt, "expected %q first", recordVersion)
 	}
 	fields := strings.Split(txt[len(recordVersion):], ";")
-	if trimWSP(fields[0]) != "" {
+	if txtfield.TrimWSP(fields[0]) != "" {
 		return nil, recordError(txt, "expected \";\" after %s, found %q", recordVersion, fields[0])
 	}
 	rec := &Record{}
 	sawRUA := false
 	for _, f := range fields[1:] {
-		f = trimWSP(f)
+		f = txtfield.TrimWSP(f)
 		if f == "" {
 			continue
 		}
@@ -136,23 +141,27 @@ func ParseRecord(txt string) (*Record, error) {
 		if !ok {
 			return nil, recordError(txt, "expected key=value, found %q", f)
 		}
-		key, value = trimWSP(key), trimWSP(value)
+		key, value = txtfield.TrimWSP(key), txtfield.TrimWSP(value)
 		if key == "rua" {
-			if sawRUA {
-				return nil, recordError(txt, "expected one rua field, found a second")
-			}
 			sawRUA = true
 			ruas, err := parseRUAList(txt, value)
 			if err != nil {
 				return nil, err
 			}
-			rec.RUA = ruas
+			for _, r := range ruas {
+				if !slices.Contains(rec.RUA, r) {
+					rec.RUA = append(rec.RUA, r)
+				}
+			}
+			if len(rec.RUA) > maxRUA {
+				return nil, recordError(txt, "expected at most %d rua URIs, found more", maxRUA)
+			}
 			continue
 		}
-		if !validExtName(key) {
+		if !txtfield.ValidExtName(key) {
 			return nil, recordError(txt, "expected a field name of letters, digits, _ - . (at most 32), found %q", key)
 		}
-		if !validExtValue(value) {
+		if !txtfield.ValidExtValue(value) {
 			return nil, recordError(txt, "expected a value of printable ASCII without =, ; or space for %s, found %q", key, value)
 		}
 		rec.Extensions = append(rec.Extensions, Extension{Key: key, Value: value})
@@ -172,7 +181,7 @@ func parseRUAList(txt, value string) ([]RUA, error) {
 	}
 	var ruas []RUA
 	for _, p := range parts {
-		p = trimWSP(p)
+		p = txtfield.TrimWSP(p)
 		rua, supported, err := parseRUA(p)
 		if err != nil {
 			return nil, recordError(txt, "rua URI %q: %v", p, err)
@@ -232,40 +241,6 @@ func parseRUA(s string) (rua RUA, supported bool, err error) {
 		return RUA{}, false, nil
 	}
 }
-
-// validExtName checks tlsrpt-ext-name of RFC 8460 §3:
-// (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
-func validExtName(s string) bool {
-	if s == "" || len(s) > 32 || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-// validExtValue checks tlsrpt-ext-value of RFC 8460 §3:
-// 1*(%x21-3A / %x3C / %x3E-7E).
-func validExtValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == ';' || c == '=' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
-func trimWSP(s string) string { return strings.Trim(s, " \t") }
 
 // String returns the record in the canonical form
 // "v=TLSRPTv1;rua=URI,URI;key=value", without white space, so that the

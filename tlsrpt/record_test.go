@@ -42,10 +42,12 @@ func TestParseRecord(t *testing.T) {
 			&Record{RUA: []RUA{{URI: "mailto:a@example.com?subject=x", Address: "a@example.com"}}}},
 		{"unsupported scheme is skipped", "v=TLSRPTv1; rua=http://r.example/,mailto:a@example.com",
 			&Record{RUA: []RUA{mail("a@example.com")}}},
-		{"ten URIs are allowed", "v=TLSRPTv1; rua=" + strings.Repeat("mailto:a@example.com,", 9) + "mailto:a@example.com",
-			&Record{RUA: []RUA{mail("a@example.com"), mail("a@example.com"), mail("a@example.com"), mail("a@example.com"),
-				mail("a@example.com"), mail("a@example.com"), mail("a@example.com"), mail("a@example.com"),
-				mail("a@example.com"), mail("a@example.com")}}},
+		{"ten URIs are allowed, each destination once", "v=TLSRPTv1; rua=" + strings.Repeat("mailto:a@example.com,", 9) + "mailto:a@example.com",
+			&Record{RUA: []RUA{mail("a@example.com")}}},
+		// RFC 8460 §3's ABNF lets a field repeat: every rua field's URIs
+		// are destinations (a domain listing two was refused outright).
+		{"a second rua field adds destinations", "v=TLSRPTv1; rua=mailto:a@example.com; rua=mailto:b@example.com,mailto:a@example.com",
+			&Record{RUA: []RUA{mail("a@example.com"), mail("b@example.com")}}},
 
 		{"version must come first", "rua=mailto:a@example.com; v=TLSRPTv1", nil},
 		{"version is case-sensitive", "v=tlsrptv1; rua=mailto:a@example.com", nil},
@@ -58,7 +60,9 @@ func TestParseRecord(t *testing.T) {
 		{"field without equals", "v=TLSRPTv1; rua=mailto:a@example.com; broken", nil},
 		{"empty rua", "v=TLSRPTv1; rua=", nil},
 		{"empty URI in list", "v=TLSRPTv1; rua=mailto:a@example.com,,https://r.example/", nil},
-		{"second rua field", "v=TLSRPTv1; rua=mailto:a@example.com; rua=mailto:b@example.com", nil},
+		{"more than ten destinations over two rua fields", "v=TLSRPTv1; rua=" + tenMailtos("a") + "; rua=mailto:z@example.com", nil},
+		{"an extension name with %", "v=TLSRPTv1; rua=mailto:a@example.com; 1%=a", nil},
+		{"an extension value with =", "v=TLSRPTv1; rua=mailto:a@example.com; test==", nil},
 		{"unencoded exclamation point (DMARC size suffix)", "v=TLSRPTv1; rua=mailto:a@example.com!10m", nil},
 		{"white space inside a URI", "v=TLSRPTv1; rua=mailto:a @example.com", nil},
 		{"relative URI", "v=TLSRPTv1; rua=a@example.com", nil},
@@ -266,4 +270,13 @@ func TestRecordStringAtTheSizeLimit(t *testing.T) {
 	if again, err := ParseRecord(out); err != nil || !reflect.DeepEqual(again, rec) {
 		t.Fatalf("own output does not parse back: %v", err)
 	}
+}
+
+// tenMailtos returns ten different mailto: URIs, prefix0@ to prefix9@.
+func tenMailtos(prefix string) string {
+	var uris []string
+	for i := range 10 {
+		uris = append(uris, fmt.Sprintf("mailto:%s%d@example.com", prefix, i))
+	}
+	return strings.Join(uris, ",")
 }

@@ -207,7 +207,7 @@ func uniqueID(reportID string) string {
 
 func isAlnumString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !isAlnum(s[i]) {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
 			return false
 		}
 	}

@@ -136,8 +136,8 @@ func ExampleSummarize() {
 		log.Fatal(err)
 	}
 	for _, s := range tlsrpt.Summarize([]*tlsrpt.Report{report}) {
-		fmt.Println(s.Domain, s.Organizations, s.Successful, s.Failed, s.Failures)
+		fmt.Println(s.Domain, s.PolicyType, s.Organizations, s.Successful, s.Failed, s.Failures)
 	}
 	// Output:
-	// example.com [Google Inc.] 5 2 map[certificate-expired:2]
+	// example.com sts [Google Inc.] 5 2 map[certificate-expired:2]
 }

@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
@@ -458,10 +459,17 @@ func (s *stripSpace) Read(p []byte) (int, error) {
 	}
 }
 
-// DomainSummary sums up the reports received about one policy domain.
+// DomainSummary sums up the reports received about one policy of one
+// policy domain.
 type DomainSummary struct {
 	Domain string
-	// Reports is the number of reports that mention the domain.
+	// PolicyType is the type of the policy summed up: a domain with both
+	// MTA-STS and DANE has one summary of each, since senders report the
+	// same sessions under both (Microsoft's reports do) and adding them
+	// would count each session twice.
+	PolicyType PolicyType
+	// Reports is the number of reports that mention the domain's policy
+	// of this type.
 	Reports int
 	// Organizations lists the senders of those reports, sorted.
 	Organizations []string
@@ -474,25 +482,31 @@ type DomainSummary struct {
 	Failures map[ResultType]int64
 }
 
-// Summarize sums up a batch of reports per policy domain (a policy
-// without a domain counts under ""), sorted by domain.
+// Summarize sums up a batch of reports per policy domain and policy type
+// (a policy without a domain counts under ""), sorted by domain, then
+// type.
 func Summarize(reports []*Report) []DomainSummary {
-	byDomain := make(map[string]*DomainSummary)
-	orgs := make(map[string]map[string]bool)
+	type key struct {
+		domain string
+		typ    PolicyType
+	}
+	sums := make(map[key]*DomainSummary)
+	orgs := make(map[key]map[string]bool)
 	for _, r := range reports {
-		seen := make(map[string]bool)
+		seen := make(map[key]bool)
 		for _, p := range r.Policies {
-			d := normalizeDomain(p.Policy.Domain)
-			s := byDomain[d]
+			k := key{normalizeDomain(p.Policy.Domain), p.Policy.Type}
+			s := sums[k]
 			if s == nil {
-				s = &DomainSummary{Domain: d, Failures: make(map[ResultType]int64), Start: r.DateRange.Start, End: r.DateRange.End}
-				byDomain[d] = s
-				orgs[d] = make(map[string]bool)
+				s = &DomainSummary{Domain: k.domain, PolicyType: k.typ, Failures: make(map[ResultType]int64),
+					Start: r.DateRange.Start, End: r.DateRange.End}
+				sums[k] = s
+				orgs[k] = make(map[string]bool)
 			}
-			if !seen[d] {
-				seen[d] = true
+			if !seen[k] {
+				seen[k] = true
 				s.Reports++
-				orgs[d][r.OrganizationName] = true
+				orgs[k][r.OrganizationName] = true
 				if r.DateRange.Start.Before(s.Start) {
 					s.Start = r.DateRange.Start
 				}
@@ -507,10 +521,13 @@ func Summarize(reports []*Report) []DomainSummary {
 			}
 		}
 	}
-	out := make([]DomainSummary, 0, len(byDomain))
-	for _, d := range slices.Sorted(maps.Keys(byDomain)) {
-		s := byDomain[d]
-		s.Organizations = slices.Sorted(maps.Keys(orgs[d]))
+	keys := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.domain, b.domain), cmp.Compare(a.typ, b.typ))
+	})
+	out := make([]DomainSummary, 0, len(keys))
+	for _, k := range keys {
+		s := sums[k]
+		s.Organizations = slices.Sorted(maps.Keys(orgs[k]))
 		out = append(out, *s)
 	}
 	return out

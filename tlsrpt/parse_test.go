@@ -376,12 +376,12 @@ func TestSummarize(t *testing.T) {
 	x2, _ := ParseReport(strings.NewReader(strings.Replace(baseReport, `"Company-X"`, `"Company-Z"`, 1)))
 	ours := buildDayReport(t)
 	sums := Summarize([]*Report{google, x, x2, ours})
-	var domains []string
+	var keys []string
 	for _, s := range sums {
-		domains = append(domains, s.Domain)
+		keys = append(keys, s.Domain+" "+string(s.PolicyType))
 	}
-	if !reflect.DeepEqual(domains, []string{"company-y.example", "example.com", "paranoidpenguin.net"}) {
-		t.Fatalf("domains %q", domains)
+	if !reflect.DeepEqual(keys, []string{"company-y.example sts", "example.com sts", "example.com tlsa", "paranoidpenguin.net sts"}) {
+		t.Fatalf("summaries %q", keys)
 	}
 	y := sums[0]
 	if y.Reports != 2 || y.Successful != 2*5326 || y.Failed != 2*303 ||
@@ -390,12 +390,42 @@ func TestSummarize(t *testing.T) {
 			ResultCertificateExpired: 200, ResultSTARTTLSNotSupported: 400, ResultValidationFailure: 6}) {
 		t.Fatalf("company-y.example %+v", y)
 	}
-	e := sums[1]
-	if e.Reports != 1 || e.Successful != 47 || e.Failed != 6 || len(e.Failures) != 3 || e.Failures[ResultTLSAInvalid] != 1 {
-		t.Fatalf("example.com %+v", e)
+	// Our own report of example.com: its MTA-STS and its DANE sessions,
+	// each summed under its own policy.
+	if e := sums[1]; e.Reports != 1 || e.Successful != 40 || e.Failed != 5 || len(e.Failures) != 2 {
+		t.Fatalf("example.com sts %+v", e)
 	}
-	if g := sums[2]; g.Successful != 5 || g.Failed != 0 {
+	if e := sums[2]; e.Reports != 1 || e.Successful != 7 || e.Failed != 1 || e.Failures[ResultTLSAInvalid] != 1 {
+		t.Fatalf("example.com tlsa %+v", e)
+	}
+	if g := sums[3]; g.Successful != 5 || g.Failed != 0 {
 		t.Fatalf("paranoidpenguin.net %+v", g)
+	}
+}
+
+// TestSummarizeSameSessionsUnderTwoPolicies: Microsoft reports a domain's
+// sessions under its sts and its tlsa policy alike; summed per policy, no
+// session is counted twice.
+func TestSummarizeSameSessionsUnderTwoPolicies(t *testing.T) {
+	both := strings.Replace(baseReport, `"policies": [{`, `"policies": [{
+    "policy": {"policy-type": "tlsa", "policy-string": ["3 1 1 AB"], "policy-domain": "company-y.example", "mx-host": "mx.company-y.example"},
+    "summary": {"total-successful-session-count": 5326, "total-failure-session-count": 303}
+  }, {`, 1)
+	if both == baseReport {
+		t.Fatal("test case does not apply")
+	}
+	r, err := ParseReport(strings.NewReader(both))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := Summarize([]*Report{r})
+	if len(sums) != 2 {
+		t.Fatalf("%d summaries, want one per policy type", len(sums))
+	}
+	for _, s := range sums {
+		if s.Successful != 5326 || s.Failed != 303 || s.Reports != 1 {
+			t.Errorf("%s %s: %d successful, %d failed in %d reports; want the report's 5326 and 303 once", s.Domain, s.PolicyType, s.Successful, s.Failed, s.Reports)
+		}
 	}
 }
 

@@ -99,8 +99,10 @@ func tlsaOutsideDNSSEC(ctx context.Context, env *Env, host string, rep *Report) 
 	if err != nil || ans == nil || len(ans.TLSA()) == 0 || ans.Secure {
 		return
 	}
-	rep.add(AreaDANE, name, Error,
-		"TLSA records published in a zone that is not DNSSEC-signed (or whose chain of trust is broken): senders ignore them",
+	// A warning: the records are ignored, so delivery is as without them;
+	// what the owner loses is the protection they meant to publish.
+	rep.add(AreaDANE, name, Warning,
+		"TLSA records published in a zone that is not DNSSEC-signed: senders ignore them, so they protect nothing",
 		"sign the zone and publish its DS record at the parent, or remove the records")
 }
 

@@ -45,6 +45,11 @@ type Policy struct {
 	// PolicyString holds the policy's lines, without their CRLF or LF
 	// line ends, as RFC 8460 §4.3 wants them in a report's policy-string.
 	PolicyString []string
+	// Deviations says, line by line, what the policy writes outside RFC
+	// 8461 §3.2 that ParsePolicy read anyway because its intent is clear
+	// (a comment line, text after an mx pattern), so that a checker can
+	// tell the domain's owner. Empty for a policy that follows the RFC.
+	Deviations []string
 }
 
 // ParsePolicy parses the text of an MTA-STS policy (RFC 8461 §3.2).
@@ -58,6 +63,14 @@ type Policy struct {
 // a policy in enforce or testing mode without any valid mx pattern is
 // invalid. Unknown keys are ignored, but every line must still be a
 // well-formed "key: value" line of printable UTF-8.
+//
+// Chosen tolerances, where rejecting the policy would lose the domain's
+// protection over a cosmetic flaw whose intent is clear (each is named in
+// Deviations): a line whose first character other than white space is
+// "#" is a comment and is ignored; an mx value that is a valid pattern
+// followed by white space and more text ("mx: mx1.example.com # primary")
+// is that pattern. A value that does not begin with a valid pattern is
+// still ignored, as RFC 8461 §3.2 has invalid mx values ignored.
 //
 // The error is a *PolicyError that says which line is at fault and why.
 func ParsePolicy(text string) (*Policy, error) {
@@ -75,7 +88,10 @@ func ParsePolicy(text string) (*Policy, error) {
 		if err := checkLineChars(line); err != "" {
 			return nil, &PolicyError{Line: n, Reason: err}
 		}
-		if txtfield.TrimWSP(line) == "" {
+		if t := txtfield.TrimWSP(line); t == "" {
+			continue
+		} else if t[0] == '#' {
+			p.Deviations = append(p.Deviations, fmt.Sprintf("line %d: a comment, which RFC 8461 §3.2 does not define: ignored", n))
 			continue
 		}
 		k, v, ok := strings.Cut(line, ":")
@@ -87,7 +103,13 @@ func ParsePolicy(text string) (*Policy, error) {
 			return nil, &PolicyError{Line: n, Reason: fmt.Sprintf("field name %s is not a letter or digit followed by up to 31 letters, digits, \"_\", \"-\" or \".\"", quote(key))}
 		}
 		if key == "mx" {
-			if pat, ok := parseMXPattern(value); ok {
+			pat, ok := parseMXPattern(value)
+			if i := strings.IndexAny(value, " \t"); !ok && i > 0 {
+				if pat, ok = parseMXPattern(value[:i]); ok {
+					p.Deviations = append(p.Deviations, fmt.Sprintf("line %d: text %s after the mx pattern %s: read as the pattern alone", n, quote(txtfield.TrimWSP(value[i:])), pat))
+				}
+			}
+			if ok {
 				p.MX = append(p.MX, pat)
 			} else {
 				droppedMX = append(droppedMX, value)

@@ -79,6 +79,29 @@ func TestParsePolicy(t *testing.T) {
 				PolicyString: []string{"version: STSv1", "mode: enforce", "mx: MX.Example.COM.", "mx: mail.*.example.com", "mx: bad_name.example", "max_age: 60"}},
 		},
 		{
+			// Chosen tolerance: rejecting the policy would leave the domain
+			// unprotected over a comment whose intent is plain.
+			name: "a comment line is ignored and named",
+			text: policyLines("# MTA-STS policy of example.com", "version: STSv1", "mode: enforce", "  # the primary", "mx: mx.example.com", "max_age: 86400"),
+			want: &Policy{Mode: ModeEnforce, MaxAge: 24 * time.Hour, MX: []string{"mx.example.com"},
+				PolicyString: []string{"# MTA-STS policy of example.com", "version: STSv1", "mode: enforce", "  # the primary", "mx: mx.example.com", "max_age: 86400"},
+				Deviations: []string{"line 1: a comment, which RFC 8461 §3.2 does not define: ignored",
+					"line 4: a comment, which RFC 8461 §3.2 does not define: ignored"}},
+		},
+		{
+			name: "text after an mx pattern: the pattern counts",
+			text: policyLines("version: STSv1", "mode: enforce", "mx: mx1.example.com # primary", "mx: *.example.net\tbackups", "max_age: 86400"),
+			want: &Policy{Mode: ModeEnforce, MaxAge: 24 * time.Hour, MX: []string{"mx1.example.com", "*.example.net"},
+				PolicyString: []string{"version: STSv1", "mode: enforce", "mx: mx1.example.com # primary", "mx: *.example.net\tbackups", "max_age: 86400"},
+				Deviations: []string{`line 3: text "# primary" after the mx pattern mx1.example.com: read as the pattern alone`,
+					`line 4: text "backups" after the mx pattern *.example.net: read as the pattern alone`}},
+		},
+		{
+			name: "an mx value that does not begin with a pattern is still dropped",
+			text: policyLines("version: STSv1", "mode: enforce", "mx: # mx1.example.com", "max_age: 86400"),
+			line: 0,
+		},
+		{
 			name: "an IPv4 mx value is dropped: it never matches",
 			text: policyLines("version: STSv1", "mode: enforce", "mx: 192.0.2.1", "mx: mx.example", "max_age: 60"),
 			want: &Policy{Mode: ModeEnforce, MaxAge: time.Minute, MX: []string{"mx.example"},

@@ -116,6 +116,16 @@ func TestMTASTS(t *testing.T) {
 			want: []want{{AreaSTS, "mx2.good.example", Error, "not covered by the policy's mx patterns"}},
 		},
 		{
+			name: "a comment line and text after an mx pattern: read, and the owner warned",
+			setup: func(*testing.T, *world) domainSetup {
+				return domainSetup{Policy: "# our policy\nversion: STSv1\nmode: enforce\nmax_age: 604800\nmx: mx1.good.example # primary\nmx: mx2.good.example\n"}
+			},
+			want: []want{
+				{AreaSTS, "mta-sts.good.example", Warning, "policy line 1: a comment"},
+				{AreaSTS, "mta-sts.good.example", Warning, `policy line 5: text "# primary" after the mx pattern mx1.good.example`},
+			},
+		},
+		{
 			name: "policy in testing mode not covering an MX host",
 			setup: func(*testing.T, *world) domainSetup {
 				return domainSetup{Policy: "version: STSv1\nmode: testing\nmax_age: 604800\nmx: mx1.good.example\n"}

@@ -151,6 +151,12 @@ func judgePolicy(domain string, pol *sts.Policy, set *mxSet, rep *Report) {
 	}
 	rep.add(AreaSTS, subject, OK, fmt.Sprintf("policy: mode %s, max_age %d (%s), %s",
 		pol.Mode, int64(pol.MaxAge/time.Second), humanDuration(pol.MaxAge), mx), "")
+	for _, d := range pol.Deviations {
+		// sealpost reads these as their author meant; senders that
+		// follow RFC 8461 §3.2 to the letter refuse the whole policy.
+		rep.add(AreaSTS, subject, Warning, "policy "+d+"; stricter senders refuse the whole policy and apply none",
+			"write only \"key: value\" lines, one mx pattern per mx line"+changeID)
+	}
 	switch pol.Mode {
 	case sts.ModeTesting:
 		rep.add(AreaSTS, subject, Warning, "mode testing: senders report failures but deliver anyway, so an attacker can still strip TLS",

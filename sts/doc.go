@@ -39,9 +39,11 @@
 //   - TXT record: "v=STSv1" must come first, case-sensitive; a record is an
 //     MTA-STS record when "v=STSv1" is followed by ";", white space or
 //     nothing (so "v=STSv1 ;" counts, "v=STSv10" does not). Empty fields
-//     (";;") are skipped; fields other than id are ignored whatever their
-//     syntax, provided they are name=value. The id must be 1 to 32 letters
-//     and digits. When a field repeats, the first counts (§3.2, last
+//     (";;") are skipped; fields other than the first id must be
+//     extensions by the ABNF (sts-ext-name "=" sts-ext-value, the grammar
+//     TLS-RPT's record shares: internal/txtfield), or the record is
+//     invalid, and are then ignored. The id must be 1 to 32 letters and
+//     digits. When a field repeats, the first counts (§3.2, last
 //     paragraph, which speaks of records and policies alike).
 //   - Several TXT records, or an invalid one, mean "no policy" (§3.1); for
 //     reporting they count as sts-policy-invalid, a temporary DNS failure
@@ -58,7 +60,12 @@
 //     written as an IPv4 address passes as a Domain in the ABNF, but it
 //     names no host and never matches, so it is dropped like any invalid
 //     value: a policy of addresses only is invalid, not one that refuses
-//     every MX host. A trailing dot on an mx value is tolerated.
+//     every MX host. A trailing dot on an mx value is tolerated. Two flaws
+//     seen in published policies are read as their authors meant, since
+//     refusing the policy would leave the domain unprotected: a line whose
+//     first character other than white space is "#" is a comment, and an
+//     mx pattern followed by white space and more text is that pattern;
+//     Policy.Deviations names each, and examples/check warns the owner.
 //   - A response with a media type other than text/plain, a redirect or a
 //     status other than 200 is a fetch error (sts-policy-fetch-error); a
 //     body over 64 KiB is an invalid policy; a certificate failure of the

@@ -24,8 +24,10 @@
 // # Readings chosen
 //
 //   - Record: "v=TLSRPTv1" must come first, case-sensitive. White space
-//     around "=" and empty fields (";;") are tolerated; a second rua field,
-//     an unencoded "!" in a URI (DMARC's size suffix; §3 says it MUST be
+//     around "=" and empty fields (";;") are tolerated; the rua field may
+//     repeat, as the ABNF allows, and the URIs of all rua fields are the
+//     destinations, each once; extensions follow the ABNF that MTA-STS's
+//     record shares (internal/txtfield). An unencoded "!" in a URI (DMARC's size suffix; §3 says it MUST be
 //     encoded), white space inside a URI, more than ten URIs or a record
 //     over 4096 bytes make the record invalid. URIs of schemes other than
 //     mailto and https are skipped. Every TXT record starting with the
@@ -76,8 +78,11 @@
 //     of missing sending-mta-ip, receiving-mx-hostname, contact-info,
 //     policy-string and policy-domain (taken from the TLS-Report-Domain
 //     header field when the report came by mail), of mx-host as a single
-//     string, of an end-datetime at the next midnight, of unknown result
-//     types and of extra fields. Reports over MaxReportSize (before or
+//     string, of an end-datetime at the next midnight, of date-times
+//     without a zone offset (Microsoft's in 2023; read as UTC), of unknown
+//     result types and of extra fields. Summarize sums per policy domain
+//     and policy type: a sender may report the same sessions under a
+//     domain's sts and tlsa policies, as Microsoft does. Reports over MaxReportSize (before or
 //     after inflation) and mails over MaxMailSize are refused.
 //
 // # What it does not do

@@ -3,6 +3,7 @@ package dnsname
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -132,6 +133,12 @@ func check(s string) string {
 			return fmt.Sprintf("a label of %d octets, over %d", n, MaxLabelLen)
 		}
 		start = i + 1
+	}
+	// RFC 1123 §2.1: a host name never has the dotted-decimal form of an
+	// IPv4 address; "192.0.2.1." is an address written as a name, which
+	// mail writes only as a literal, "[192.0.2.1]".
+	if _, err := netip.ParseAddr(s); err == nil {
+		return "an IPv4 address, not a name (write an address literal in brackets)"
 	}
 	return ""
 }

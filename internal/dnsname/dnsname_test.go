@@ -60,6 +60,12 @@ func TestCanonical(t *testing.T) {
 		{"NUL", "example\x00.com", ""},
 		{"an at sign", "a@example.com", ""},
 		{"brackets", "[192.0.2.1]", ""},
+		// RFC 1123 §2.1; found by FuzzParseNextHop, which took "0.0.0.0."
+		// for the host name "0.0.0.0".
+		{"an IPv4 address with a trailing dot", "0.0.0.0.", ""},
+		{"an IPv4 address", "192.0.2.1", ""},
+		{"digits that are no address", "1.2.3", "1.2.3"},
+		{"an address-like label under a name", "192.0.2.1.example", "192.0.2.1.example"},
 		{"invalid UTF-8", "\xff.example", ""},
 		{"an empty label after mapping", "b\u00fccher\u3002\u3002example", ""},
 		{"a disallowed code point", "\u2028.example", ""},

@@ -28,5 +28,7 @@
 // and "xn--" labels that are not valid Punycode are accepted in ASCII input:
 // they name a DNS node, and refusing them would lose a domain's protection
 // over a cosmetic flaw. Address literals ("[192.0.2.1]") are not names;
-// callers handle them before calling here.
+// callers handle them before calling here, and a name of the
+// dotted-decimal form of an IPv4 address ("192.0.2.1.") is refused (RFC
+// 1123 §2.1).
 package dnsname

@@ -6,8 +6,10 @@
 // .ci/run calls before the tests: Knot DNS serves secure.test (signed with
 // ECDSA P-256 and re-signed as tests change it by RFC 2136 updates),
 // insecure.test (unsigned) and bogus.test (signed, but anchored in Unbound
-// on a key that does not sign it), and Unbound validates, with Knot as its
-// only upstream. The MX hosts are the in-process SMTP sinks of
+// on a key that does not sign it), Unbound validates, with Knot as its
+// only upstream, and nginx serves the MTA-STS policies over HTTPS, with a
+// certificate per host name and hosts that redirect or serve the wrong
+// media type. The MX hosts are the in-process SMTP sinks of
 // internal/testenv, reached by address through its dialer.
 //
 // Without the servers the tests skip, saying how to start them; under CI

@@ -138,8 +138,8 @@ func (r *Requirement) take(e enforcement) {
 
 // decideHost is the security decision for one MX host, a function of the
 // facts alone: it looks nothing up, records and logs nothing. The rules
-// apply in DESIGN.md's order and a later rule never weakens what an
-// earlier one set: DANE (RFC 7672 §2.2), else the domain's MTA-STS policy
+// apply in the order of precedence the package doc gives, and a later rule
+// never weakens what an earlier one set: DANE (RFC 7672 §2.2), else the domain's MTA-STS policy
 // or the operator's preloaded one (RFC 8461 §4), the mx patterns of an
 // enforced policy for a DANE host of an insecure MX answer, the operator's
 // local rules, then REQUIRETLS (RFC 8689 §4.2.1).

@@ -90,7 +90,7 @@ func (c *Client) now() time.Time {
 
 // Deliver makes one delivery attempt of msg to every recipient: the
 // recipients are grouped by domain, each domain's MX hosts are tried in
-// order (DESIGN.md "How one message travels", steps 2-6), and the domains
+// order (the package doc's "One attempt", steps 1 to 4), and the domains
 // are delivered concurrently. It returns one Result per recipient, in the
 // order of msg.Recipients.
 //

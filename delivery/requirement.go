@@ -66,7 +66,7 @@ func (c Check) String() string {
 }
 
 // Basis names the rule that decided a host's requirement, in the order of
-// precedence of DESIGN.md step 4.
+// precedence the package doc gives ("One attempt", step 3).
 type Basis int
 
 const (

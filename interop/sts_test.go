@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,42 @@ func TestSTSFetchFromNginx(t *testing.T) {
 				t.Fatalf("Lookup: %+v, %v; want %v saying %q", res, err, tc.err, tc.why)
 			}
 		})
+	}
+}
+
+// TestSTSNewIDRefetched: a domain that publishes a new policy with a new
+// mx list and changes its TXT record's id has the new policy fetched and
+// enforced (RFC 8461 §3.3, §5.1) once the old record's TTL has passed; a
+// client keeps the cached one until then.
+func TestSTSNewIDRefetched(t *testing.T) {
+	w := newWorld(t)
+	domain := w.name("", "insecure.test")[1:]
+	w.publishSTS("insecure.test", domain, "127.0.2.6", "version: STSv1\nmode: enforce\nmx: mx1."+domain+"\nmax_age: 86400\n")
+	c := w.stsClient()
+	lookup := func() *sts.Policy {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := c.Lookup(ctx, domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Policy
+	}
+	if p := lookup(); !p.Match("mx1."+domain) || p.Match("mx2."+domain) {
+		t.Fatalf("first policy %+v", p)
+	}
+	_, dir := web(t)
+	file := filepath.Join(dir, "web", "www", "mta-sts."+domain, ".well-known", "mta-sts.txt")
+	must(t, os.WriteFile(file, []byte("version: STSv1\nmode: enforce\nmx: mx2."+domain+"\nmax_age: 86400\n"), 0o644))
+	w.update("insecure.test", `_mta-sts.`+domain+`. 2 IN TXT "v=STSv1; id=2`+strings.ReplaceAll(w.label, "-", "")+`"`)
+	eventually(t, "the policy of the new id is used", func() error {
+		if p := lookup(); !p.Match("mx2." + domain) {
+			return fmt.Errorf("policy mx %q", p.MX)
+		}
+		return nil
+	})
+	if p := lookup(); p.Match("mx1." + domain) {
+		t.Errorf("the new policy still allows the old host: mx %q", p.MX)
 	}
 }

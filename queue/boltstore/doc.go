@@ -32,7 +32,7 @@
 //
 // bbolt trusts its file: a damaged page makes it panic, or read outside
 // the file and kill the process. So Open first reads an existing file
-// itself, page by page, checking every offset (check.go): both meta pages
+// itself, page by page, checking every offset: both meta pages
 // (magic, version, checksum, page size), that the file holds every page
 // the meta page in use counts, and every page reachable from the root
 // bucket, nested buckets and the freelist page — page IDs, types, element

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,7 +146,72 @@ func (c converter) localPolicy(f *file) (delivery.LocalPolicy, error) {
 		}
 		lp.Domains[name] = dp
 	}
-	return lp, nil
+	return lp, c.validate(lp, written)
+}
+
+// validate applies delivery's own check of a policy (Config.Validate, which
+// NewClient runs), so that the file is refused for everything the client
+// would refuse — a next hop that is no host, a requirement beside an
+// address next hop that can never be met — located at the value at fault.
+func (c converter) validate(lp delivery.LocalPolicy, written map[string]string) error {
+	err := (&delivery.Config{Policy: lp}).Validate()
+	var ce *delivery.ConfigError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &ce):
+		return c.errorf("", "%v", err)
+	}
+	return c.errorf(filePath(ce.Field, written), "%s", ce.Problem)
+}
+
+// filePath turns a delivery.Config field ("Policy.Domains[\"a.example\"].NextHop")
+// into the path of the file's setting (`domains["A.example."].next_hop`);
+// written maps a normalised domain to its key as the file writes it.
+func filePath(field string, written map[string]string) string {
+	field = strings.TrimPrefix(field, "Policy.")
+	var out []string
+	for field != "" {
+		part := field
+		end := -1
+		if strings.HasPrefix(field, "[") {
+			// A quoted map key, which may hold dots and brackets.
+			if i := strings.Index(field, `"]`); i >= 0 {
+				end = i + 2
+			}
+		} else if i := strings.IndexAny(field[1:], ".["); i >= 0 {
+			end = i + 1
+		}
+		if end >= 0 && end < len(field) {
+			part, field = field[:end], field[end:]
+		} else {
+			field = ""
+		}
+		part = strings.TrimPrefix(part, ".")
+		switch {
+		case part == "Domains":
+			continue
+		case strings.HasPrefix(part, "["):
+			key, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(part, "["), "]"))
+			if err != nil {
+				return strings.Join(out, ".")
+			}
+			if w, ok := written[key]; ok {
+				key = w
+			}
+			out = append(out, domainPath(key))
+		default:
+			out = append(out, fileFieldNames[part])
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// fileFieldNames are the file's names of delivery.DomainPolicy's fields.
+var fileFieldNames = map[string]string{
+	"Default": "default", "RequireTLS": "require_tls", "RequireAuthenticated": "require_authenticated",
+	"DANEOnly": "dane_only", "NextHop": "next_hop", "Preloaded": "mta_sts", "SourceIPv4": "source_ipv4",
+	"SourceIPv6": "source_ipv6", "Override": "override", "Reason": "reason", "Until": "until",
 }
 
 func domainPath(key string) string { return fmt.Sprintf("domains[%q]", key) }

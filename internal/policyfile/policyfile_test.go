@@ -127,6 +127,14 @@ func TestParseErrors(t *testing.T) {
 			"{\"default\": {\"mta_sts\": {\"mode\": \"enforce\",\n\"mx\": [\"mx.a.example\", 7]}}}", 2, 24, "default.mta_sts.mx[1]", "want a string, found a number"},
 		{"a number is not a rule",
 			"{\"domains\": {\n\"a.example\": 1}}", 2, 14, `domains["a.example"]`, "want an object, found a number"},
+		// What delivery's Config.Validate refuses, the file refuses, at
+		// the setting (FuzzParse found a next hop of "!" accepted).
+		{"a next hop that is no host name",
+			"{\"domains\": {\"A.example.\": {\n\"next_hop\": \"!\"}}}", 2, 1, `domains["A.example."].next_hop`, "is not a host name"},
+		{"a default next hop with a line break",
+			"{\"default\": {\"next_hop\": \"relay.example\\r\\nRCPT\"}}", 1, 14, "default.next_hop", "is not a host name"},
+		{"authentication beside an address next hop can never be met",
+			"{\"domains\": {\"a.example\": {\"next_hop\": \"[127.0.0.1]:2525\",\n \"require_authenticated\": true}}}", 2, 2, `domains["a.example"].require_authenticated`, "never"},
 		{"an empty domain key",
 			`{"domains": {"": {"require_tls": true}}}`, 1, 14, `domains[""]`, "empty"},
 		{"a label over 63 characters",

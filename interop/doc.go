@@ -10,7 +10,8 @@
 // only upstream, and nginx serves the MTA-STS policies over HTTPS, with a
 // certificate per host name and hosts that redirect or serve the wrong
 // media type. The MX hosts are the in-process SMTP sinks of
-// internal/testenv, reached by address through its dialer.
+// internal/testenv, and a real Postfix with STARTTLS and a Maildir, each
+// reached by address through testenv's dialer.
 //
 // Without the servers the tests skip, saying how to start them; under CI
 // (CI=true) a skip is a failure.

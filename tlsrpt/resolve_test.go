@@ -29,15 +29,7 @@ func (r addrTXT) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, e
 // through the machine's resolver (review finding 2), and the report
 // reaches the server at the address the resolver gave.
 func TestDefaultClientResolvesThroughResolver(t *testing.T) {
-	ca, err := testenv.NewCA("tlsrpt test root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testenv.StartPolicyServer(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv, _ := startReportServer(t)
 	ap := netip.MustParseAddrPort(srv.Addr())
 	dns := addrTXT{&fakeTXT{answers: map[string][]string{}}, map[string][]netip.Addr{"reports.example.com": {ap.Addr()}}}
 	dns.publish("example.com", "v=TLSRPTv1; rua=https://reports.example.com:"+itoa(int64(ap.Port()))+"/v1/tlsrpt")

@@ -15,9 +15,9 @@ import (
 	"github.com/sealpost/sealpost/internal/testenv"
 )
 
-// reportServer is the test environment's HTTPS server, reached as
-// reports.example.com through its dialer, and a client that trusts its CA.
-func reportServer(t *testing.T) (*testenv.PolicyServer, *http.Client) {
+// startReportServer starts the test environment's HTTPS server, with
+// certificates from a CA of its own, for the test's duration.
+func startReportServer(t *testing.T) (*testenv.PolicyServer, *testenv.CA) {
 	t.Helper()
 	ca, err := testenv.NewCA("tlsrpt test root")
 	if err != nil {
@@ -28,6 +28,14 @@ func reportServer(t *testing.T) (*testenv.PolicyServer, *http.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	return srv, ca
+}
+
+// reportServer is the test environment's HTTPS server, reached as
+// reports.example.com through its dialer, and a client that trusts its CA.
+func reportServer(t *testing.T) (*testenv.PolicyServer, *http.Client) {
+	t.Helper()
+	srv, ca := startReportServer(t)
 	d := testenv.NewDialer()
 	d.Route("reports.example.com:443", srv.Addr())
 	tr := &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}
